@@ -1,0 +1,221 @@
+namespace EnvoyAuthz.Configuration;
+
+/// <summary>
+/// Root of the service's configuration: section <c>EnvoyAuthz</c> of the .NET configuration
+/// (defaults here, then <c>--config FILE</c> in JSON or YAML, then <c>EnvoyAuthz__…</c> variables).
+/// Every property documents its default, unit and range; <see cref="AuthzOptionsValidator"/>
+/// checks them all at start and reports every error at once.
+/// </summary>
+public sealed class AuthzOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "EnvoyAuthz";
+
+    /// <summary>Listeners.</summary>
+    public ServerOptions Server { get; set; } = new();
+
+    /// <summary>Token extraction and validation.</summary>
+    public IdentityOptions Identity { get; set; } = new();
+
+    /// <summary>Which policy engine decides, and where.</summary>
+    public PolicyOptions Policy { get; set; } = new();
+
+    /// <summary>Headers and bodies of the answers.</summary>
+    public ResponseOptions Response { get; set; } = new();
+
+    /// <summary>Development mode: trust a signing key generated at start. Never in production.</summary>
+    public DevOptions Dev { get; set; } = new();
+}
+
+/// <summary>Listener options.</summary>
+public sealed class ServerOptions
+{
+    /// <summary>Port of the gRPC ext_authz and gRPC health services (h2c). Default 9191; 0 picks a free port; range 0–65535.</summary>
+    public int GrpcPort { get; set; } = 9191;
+
+    /// <summary>Port of <c>/healthz</c>, <c>/readyz</c>, <c>/metrics</c>. Default 9192; 0 picks a free port; range 0–65535; must differ from <see cref="GrpcPort"/>.</summary>
+    public int HttpPort { get; set; } = 9192;
+
+    /// <summary>Address both listeners bind to. Default <c>0.0.0.0</c> (all IPv4 interfaces); an IP address or <c>localhost</c>.</summary>
+    public string BindAddress { get; set; } = "0.0.0.0";
+}
+
+/// <summary>Token extraction and validation options.</summary>
+public sealed class IdentityOptions
+{
+    /// <summary>Request header carrying the token. Default <c>authorization</c> (value <c>Bearer &lt;token&gt;</c>); any other header may hold the bare token or <c>Bearer &lt;token&gt;</c>.</summary>
+    public string TokenHeader { get; set; } = "authorization";
+
+    /// <summary>Cookie carrying the token, consulted when the header is absent. Default none.</summary>
+    public string? TokenCookie { get; set; }
+
+    /// <summary>Largest token accepted, in bytes. Default 16384; range 256–1048576. Larger tokens are denied <c>invalid_token</c> unparsed.</summary>
+    public int MaxTokenBytes { get; set; } = 16384;
+
+    /// <summary>Clock skew allowed on <c>exp</c>/<c>nbf</c> unless an issuer overrides it. Default 30 s; range 0–5 min.</summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Validated-token cache size, in entries. Default 10000; 0 disables the cache; range 0–1000000.</summary>
+    public int CacheSize { get; set; } = 10_000;
+
+    /// <summary>Longest a validated token stays cached (never beyond its own expiry). Default 5 min; range 1 s–1 h.</summary>
+    public TimeSpan CacheMaxLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>On an unknown <c>kid</c>, JWKS is refetched at most once per this interval per issuer. Default 30 s; range 1 s–1 h.</summary>
+    public TimeSpan JwksRefetchInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Keys are refreshed in the background this often even without an unknown <c>kid</c>. Default 12 h; range 1 min–7 d.</summary>
+    public TimeSpan JwksAutomaticRefreshInterval { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>Timeout of one discovery or JWKS request. Default 5 s; range 100 ms–60 s.</summary>
+    public TimeSpan MetadataTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Trusted token issuers. Default none (only dev mode adds one).</summary>
+    public List<IssuerOptions> Issuers { get; set; } = [];
+}
+
+/// <summary>One trusted token issuer.</summary>
+public sealed class IssuerOptions
+{
+    /// <summary>Short name used in metric labels and logs. Required; letters, digits, <c>_</c>, <c>-</c>, <c>.</c>; unique.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The exact <c>iss</c> value of its tokens, and the base of OIDC discovery. Required.</summary>
+    public string Issuer { get; set; } = "";
+
+    /// <summary>Explicit JWKS URL; when set, discovery is skipped. Default none.</summary>
+    public string? JwksUrl { get; set; }
+
+    /// <summary>Discovery document URL. Default <c>{Issuer}/.well-known/openid-configuration</c>.</summary>
+    public string? DiscoveryUrl { get; set; }
+
+    /// <summary>Accepted audiences; a token must name at least one. Required, non-empty.</summary>
+    public List<string> Audiences { get; set; } = [];
+
+    /// <summary>Accepted signing algorithms. Default RS256/384/512, PS256/384/512, ES256/384/512. <c>none</c> is never accepted; HS256/384/512 only with <see cref="HmacSecret"/>.</summary>
+    public List<string> Algorithms { get; set; } = [];
+
+    /// <summary>Shared secret for HS* tokens (at least 32 bytes). Default none. Never logged.</summary>
+    public string? HmacSecret { get; set; }
+
+    /// <summary>Required JOSE <c>typ</c> header (e.g. <c>at+jwt</c>), compared case-insensitively. Default none.</summary>
+    public string? RequiredType { get; set; }
+
+    /// <summary>Clock skew for this issuer. Default: <see cref="IdentityOptions.ClockSkew"/>.</summary>
+    public TimeSpan? ClockSkew { get; set; }
+
+    /// <summary>Require https for discovery and JWKS. Default true; false only for loopback development.</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>Claims holding groups (dotted paths reach into objects). Default <c>groups</c>.</summary>
+    public List<string> GroupClaims { get; set; } = [];
+
+    /// <summary>Claims holding roles. Default <c>roles</c>, <c>realm_access.roles</c>.</summary>
+    public List<string> RoleClaims { get; set; } = [];
+
+    /// <summary>Claims holding scopes (space-separated strings or arrays). Default <c>scope</c>, <c>scp</c>.</summary>
+    public List<string> ScopeClaims { get; set; } = [];
+
+    /// <summary>Claims naming the OAuth client, first present wins. Default <c>client_id</c>, <c>azp</c>, <c>appid</c>.</summary>
+    public List<string> ClientIdClaims { get; set; } = [];
+
+    /// <summary>Algorithms allowed when <see cref="Algorithms"/> is empty.</summary>
+    public static readonly IReadOnlyList<string> DefaultAlgorithms =
+        ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
+
+    internal IReadOnlyList<string> EffectiveAlgorithms => Algorithms.Count > 0 ? Algorithms : DefaultAlgorithms;
+    internal IReadOnlyList<string> EffectiveGroupClaims => GroupClaims.Count > 0 ? GroupClaims : ["groups"];
+    internal IReadOnlyList<string> EffectiveRoleClaims => RoleClaims.Count > 0 ? RoleClaims : ["roles", "realm_access.roles"];
+    internal IReadOnlyList<string> EffectiveScopeClaims => ScopeClaims.Count > 0 ? ScopeClaims : ["scope", "scp"];
+    internal IReadOnlyList<string> EffectiveClientIdClaims => ClientIdClaims.Count > 0 ? ClientIdClaims : ["client_id", "azp", "appid"];
+}
+
+/// <summary>Policy engine selection.</summary>
+public sealed class PolicyOptions
+{
+    /// <summary>Engine: <c>authenticated</c> (allow iff a token validated) or <c>remote-opa</c>. Default <c>authenticated</c>.</summary>
+    public string Engine { get; set; } = PolicyEngines.Authenticated;
+
+    /// <summary>Decision path, e.g. <c>envoy/authz/allow</c> or <c>data.envoy.authz.allow</c>. Default <c>envoy/authz/allow</c>.</summary>
+    public string DecisionPath { get; set; } = "envoy/authz/allow";
+
+    /// <summary>Parse JSON and form bodies into <c>input.parsed_body</c>. Default true.</summary>
+    public bool ParseBody { get; set; } = true;
+
+    /// <summary>Largest body parsed into <c>input.parsed_body</c>, in bytes. Default 65536; range 0–16777216.</summary>
+    public int MaxParsedBodyBytes { get; set; } = 65_536;
+
+    /// <summary>Remote OPA REST Data API, used when <see cref="Engine"/> is <c>remote-opa</c>.</summary>
+    public RemoteOpaOptions RemoteOpa { get; set; } = new();
+}
+
+/// <summary>Names of the policy engines.</summary>
+public static class PolicyEngines
+{
+    /// <summary>Allow iff a valid identity.</summary>
+    public const string Authenticated = "authenticated";
+    /// <summary>OPA's REST Data API.</summary>
+    public const string RemoteOpa = "remote-opa";
+
+    internal static readonly string[] All = [Authenticated, RemoteOpa];
+}
+
+/// <summary>Remote OPA options.</summary>
+public sealed class RemoteOpaOptions
+{
+    /// <summary>Base URL of OPA, e.g. <c>http://127.0.0.1:8181</c>. Required for <c>remote-opa</c>.</summary>
+    public string? Url { get; set; }
+
+    /// <summary>Timeout of one decision request. Default 150 ms (below Envoy's 200 ms); range 1 ms–30 s.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(150);
+}
+
+/// <summary>Response options.</summary>
+public sealed class ResponseOptions
+{
+    /// <summary>Header carrying the token subject on allow. Default <c>x-authz-subject</c>; empty disables.</summary>
+    public string SubjectHeader { get; set; } = "x-authz-subject";
+    /// <summary>Header carrying the token issuer. Default <c>x-authz-issuer</c>; empty disables.</summary>
+    public string IssuerHeader { get; set; } = "x-authz-issuer";
+    /// <summary>Header carrying groups, comma-separated. Default <c>x-authz-groups</c>; empty disables.</summary>
+    public string GroupsHeader { get; set; } = "x-authz-groups";
+    /// <summary>Header carrying scopes, space-separated. Default <c>x-authz-scopes</c>; empty disables.</summary>
+    public string ScopesHeader { get; set; } = "x-authz-scopes";
+    /// <summary>Header carrying the decision id (on allow and deny). Default <c>x-authz-decision-id</c>; empty disables.</summary>
+    public string DecisionIdHeader { get; set; } = "x-authz-decision-id";
+    /// <summary>Header carrying the Airflow connection id. Default <c>x-airflow-conn-id</c>; empty disables.</summary>
+    public string ConnectionIdHeader { get; set; } = "x-airflow-conn-id";
+    /// <summary>Header carrying the subject for Airflow 2's remote-user login (e.g. <c>x-remote-user</c>). Default none.</summary>
+    public string? RemoteUserHeader { get; set; }
+    /// <summary>Realm in <c>WWW-Authenticate</c>. Default <c>envoy-authz</c>.</summary>
+    public string Realm { get; set; } = "envoy-authz";
+    /// <summary>Dynamic metadata key holding the decision id. Default <c>decision_id</c>.</summary>
+    public string DecisionIdMetadataKey { get; set; } = "decision_id";
+
+    internal IEnumerable<string> IdentityHeaderNames()
+    {
+        foreach (var h in new[] { SubjectHeader, IssuerHeader, GroupsHeader, ScopesHeader, DecisionIdHeader, ConnectionIdHeader, RemoteUserHeader })
+        {
+            if (!string.IsNullOrWhiteSpace(h))
+            {
+                yield return h.ToLowerInvariant();
+            }
+        }
+    }
+}
+
+/// <summary>Development mode.</summary>
+public sealed class DevOptions
+{
+    /// <summary>Trust a local signing key generated at start (also <c>--dev</c>). Default false. Never in production.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Issuer of dev tokens. Default <c>https://dev.envoy-authz.local</c>.</summary>
+    public string Issuer { get; set; } = "https://dev.envoy-authz.local";
+
+    /// <summary>Audience of dev tokens. Default <c>envoy-authz-dev</c>.</summary>
+    public string Audience { get; set; } = "envoy-authz-dev";
+
+    /// <summary>Where the dev key is written for <c>envoy-authz token</c>. Default <c>{temp}/envoy-authz-dev/signing-key.json</c>.</summary>
+    public string? KeyFile { get; set; }
+}

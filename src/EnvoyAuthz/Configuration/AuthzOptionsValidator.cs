@@ -1,0 +1,199 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace EnvoyAuthz.Configuration;
+
+/// <summary>
+/// Validates <see cref="AuthzOptions"/> and reports every error at once, each naming the
+/// configuration key and the fix.
+/// </summary>
+public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOptions>
+{
+    private static readonly HashSet<string> HmacAlgorithms = new(StringComparer.Ordinal) { "HS256", "HS384", "HS512" };
+    private static readonly HashSet<string> KnownAlgorithms = new(StringComparer.Ordinal)
+    {
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512",
+    };
+
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, AuthzOptions options)
+    {
+        var errors = Collect(options);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>All problems of <paramref name="o"/>, empty when valid.</summary>
+    public static List<string> Collect(AuthzOptions o)
+    {
+        var e = new List<string>();
+        const string S = AuthzOptions.SectionName;
+
+        Range(e, $"{S}:Server:GrpcPort", o.Server.GrpcPort, 0, 65535);
+        Range(e, $"{S}:Server:HttpPort", o.Server.HttpPort, 0, 65535);
+        if (o.Server.GrpcPort != 0 && o.Server.GrpcPort == o.Server.HttpPort)
+        {
+            e.Add($"{S}:Server:HttpPort must differ from GrpcPort ({o.Server.GrpcPort}).");
+        }
+        if (o.Server.BindAddress != "localhost" && !IPAddress.TryParse(o.Server.BindAddress, out _))
+        {
+            e.Add($"{S}:Server:BindAddress '{o.Server.BindAddress}' is not an IP address or 'localhost'.");
+        }
+
+        var id = o.Identity;
+        if (string.IsNullOrWhiteSpace(id.TokenHeader) || !HeaderName().IsMatch(id.TokenHeader))
+        {
+            e.Add($"{S}:Identity:TokenHeader must be a header name (letters, digits, '-').");
+        }
+        Range(e, $"{S}:Identity:MaxTokenBytes", id.MaxTokenBytes, 256, 1_048_576);
+        Range(e, $"{S}:Identity:ClockSkew", id.ClockSkew, TimeSpan.Zero, TimeSpan.FromMinutes(5));
+        Range(e, $"{S}:Identity:CacheSize", id.CacheSize, 0, 1_000_000);
+        Range(e, $"{S}:Identity:CacheMaxLifetime", id.CacheMaxLifetime, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        Range(e, $"{S}:Identity:JwksRefetchInterval", id.JwksRefetchInterval, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        Range(e, $"{S}:Identity:JwksAutomaticRefreshInterval", id.JwksAutomaticRefreshInterval, TimeSpan.FromMinutes(1), TimeSpan.FromDays(7));
+        Range(e, $"{S}:Identity:MetadataTimeout", id.MetadataTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(60));
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var issuers = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < id.Issuers.Count; i++)
+        {
+            var iss = id.Issuers[i];
+            var k = $"{S}:Identity:Issuers:{i}";
+            if (string.IsNullOrWhiteSpace(iss.Name) || !LabelSafe().IsMatch(iss.Name))
+            {
+                e.Add($"{k}:Name is required: letters, digits, '_', '-', '.' (it becomes a metric label).");
+            }
+            else if (!names.Add(iss.Name) || iss.Name == "dev" && o.Dev.Enabled)
+            {
+                e.Add($"{k}:Name '{iss.Name}' is used twice.");
+            }
+            if (string.IsNullOrWhiteSpace(iss.Issuer))
+            {
+                e.Add($"{k}:Issuer is required: the exact 'iss' of its tokens.");
+            }
+            else if (!issuers.Add(iss.Issuer))
+            {
+                e.Add($"{k}:Issuer '{iss.Issuer}' is configured twice.");
+            }
+            else if (iss.JwksUrl is null)
+            {
+                CheckUrl(e, $"{k}:DiscoveryUrl", iss.DiscoveryUrl ?? iss.Issuer, iss.RequireHttpsMetadata);
+            }
+            if (iss.JwksUrl is not null)
+            {
+                CheckUrl(e, $"{k}:JwksUrl", iss.JwksUrl, iss.RequireHttpsMetadata);
+            }
+            if (iss.Audiences.Count == 0 || iss.Audiences.Any(string.IsNullOrWhiteSpace))
+            {
+                e.Add($"{k}:Audiences must list at least one non-empty audience.");
+            }
+            foreach (var alg in iss.Algorithms)
+            {
+                if (string.Equals(alg, "none", StringComparison.OrdinalIgnoreCase))
+                {
+                    e.Add($"{k}:Algorithms must not contain 'none': unsigned tokens are never accepted.");
+                }
+                else if (!KnownAlgorithms.Contains(alg))
+                {
+                    e.Add($"{k}:Algorithms: '{alg}' is not one of {string.Join(", ", KnownAlgorithms)}.");
+                }
+                else if (HmacAlgorithms.Contains(alg) && string.IsNullOrEmpty(iss.HmacSecret))
+                {
+                    e.Add($"{k}:Algorithms: '{alg}' needs HmacSecret.");
+                }
+            }
+            if (iss.HmacSecret is { } secret && System.Text.Encoding.UTF8.GetByteCount(secret) < 32)
+            {
+                e.Add($"{k}:HmacSecret must be at least 32 bytes.");
+            }
+            if (iss.ClockSkew is { } skew)
+            {
+                Range(e, $"{k}:ClockSkew", skew, TimeSpan.Zero, TimeSpan.FromMinutes(5));
+            }
+        }
+
+        var p = o.Policy;
+        if (!PolicyEngines.All.Contains(p.Engine))
+        {
+            e.Add($"{S}:Policy:Engine '{p.Engine}' is not one of {string.Join(", ", PolicyEngines.All)}.");
+        }
+        if (string.IsNullOrWhiteSpace(p.DecisionPath) || !DecisionPathPattern().IsMatch(p.DecisionPath))
+        {
+            e.Add($"{S}:Policy:DecisionPath '{p.DecisionPath}' must look like 'envoy/authz/allow' or 'data.envoy.authz.allow'.");
+        }
+        Range(e, $"{S}:Policy:MaxParsedBodyBytes", p.MaxParsedBodyBytes, 0, 16_777_216);
+        if (p.Engine == PolicyEngines.RemoteOpa)
+        {
+            if (string.IsNullOrWhiteSpace(p.RemoteOpa.Url))
+            {
+                e.Add($"{S}:Policy:RemoteOpa:Url is required when Engine is remote-opa.");
+            }
+            else
+            {
+                CheckUrl(e, $"{S}:Policy:RemoteOpa:Url", p.RemoteOpa.Url, requireHttps: false);
+            }
+        }
+        Range(e, $"{S}:Policy:RemoteOpa:Timeout", p.RemoteOpa.Timeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(30));
+
+        var r = o.Response;
+        foreach (var (key, value) in new[]
+                 {
+                     ("SubjectHeader", r.SubjectHeader), ("IssuerHeader", r.IssuerHeader), ("GroupsHeader", r.GroupsHeader),
+                     ("ScopesHeader", r.ScopesHeader), ("DecisionIdHeader", r.DecisionIdHeader),
+                     ("ConnectionIdHeader", r.ConnectionIdHeader), ("RemoteUserHeader", r.RemoteUserHeader),
+                 })
+        {
+            if (!string.IsNullOrEmpty(value) && !HeaderName().IsMatch(value))
+            {
+                e.Add($"{S}:Response:{key} '{value}' is not a valid header name.");
+            }
+        }
+        if (string.IsNullOrWhiteSpace(r.Realm) || r.Realm.Contains('"') || r.Realm.Contains('\\'))
+        {
+            e.Add($"{S}:Response:Realm must be non-empty without quotes or backslashes.");
+        }
+
+        if (o.Dev.Enabled && string.IsNullOrWhiteSpace(o.Dev.Audience))
+        {
+            e.Add($"{S}:Dev:Audience is required in dev mode.");
+        }
+        return e;
+    }
+
+    private static void Range(List<string> e, string key, int v, int min, int max)
+    {
+        if (v < min || v > max)
+        {
+            e.Add($"{key} is {v}; it must be between {min} and {max}.");
+        }
+    }
+
+    private static void Range(List<string> e, string key, TimeSpan v, TimeSpan min, TimeSpan max)
+    {
+        if (v < min || v > max)
+        {
+            e.Add($"{key} is {v}; it must be between {min} and {max}.");
+        }
+    }
+
+    private static void CheckUrl(List<string> e, string key, string url, bool requireHttps)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || (u.Scheme != Uri.UriSchemeHttp && u.Scheme != Uri.UriSchemeHttps))
+        {
+            e.Add($"{key} '{url}' is not an absolute http(s) URL.");
+        }
+        else if (requireHttps && u.Scheme != Uri.UriSchemeHttps)
+        {
+            e.Add($"{key} '{url}' must use https (or set RequireHttpsMetadata: false for loopback development).");
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9-]+$")]
+    private static partial Regex HeaderName();
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]+$")]
+    private static partial Regex LabelSafe();
+
+    [GeneratedRegex(@"^(data[./])?[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$")]
+    private static partial Regex DecisionPathPattern();
+}

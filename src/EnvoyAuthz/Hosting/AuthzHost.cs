@@ -1,0 +1,245 @@
+using System.Net;
+using EnvoyAuthz.Airflow;
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Grpc;
+using EnvoyAuthz.Identity;
+using EnvoyAuthz.Observability;
+using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Policy;
+using EnvoyAuthz.Response;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.IdentityModel.Tokens;
+using Prometheus;
+
+namespace EnvoyAuthz.Hosting;
+
+/// <summary>The configuration is invalid; <see cref="Errors"/> lists every problem.</summary>
+public sealed class ConfigurationErrorsException(IReadOnlyList<string> errors)
+    : Exception("invalid configuration:\n  " + string.Join("\n  ", errors))
+{
+    /// <summary>Every problem found.</summary>
+    public IReadOnlyList<string> Errors { get; } = errors;
+}
+
+/// <summary>Builds the service: configuration, the stages, the two listeners and their endpoints.</summary>
+public static class AuthzHost
+{
+    private const string ListenerItem = "envoy-authz.listener";
+    private const string GrpcListener = "grpc";
+    private const string HttpListener = "http";
+
+    /// <summary>
+    /// Loads configuration: the defaults in <see cref="AuthzOptions"/>, then <c>--config FILE</c>
+    /// (JSON, or YAML by extension), then <c>EnvoyAuthz__…</c> environment variables, then
+    /// <paramref name="overrides"/> (tests). Throws <see cref="ConfigurationErrorsException"/> listing every error.
+    /// </summary>
+    public static (AuthzOptions Options, IConfiguration Configuration) LoadConfiguration(
+        string? configFile, bool dev, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    {
+        var builder = new ConfigurationBuilder();
+        if (configFile is not null)
+        {
+            var full = Path.GetFullPath(configFile);
+            if (!File.Exists(full))
+            {
+                throw new ConfigurationErrorsException([$"--config: file '{configFile}' does not exist."]);
+            }
+            var ext = Path.GetExtension(full).ToLowerInvariant();
+            if (ext is ".yaml" or ".yml")
+            {
+                builder.Add(new YamlConfigurationSource { Path = full, Optional = false, ReloadOnChange = false });
+            }
+            else
+            {
+                builder.AddJsonFile(full, optional: false, reloadOnChange: false);
+            }
+        }
+        builder.AddEnvironmentVariables();
+        if (overrides is not null)
+        {
+            builder.AddInMemoryCollection(overrides);
+        }
+        IConfigurationRoot config;
+        try
+        {
+            config = builder.Build();
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException or YamlDotNet.Core.YamlException or System.Text.Json.JsonException)
+        {
+            throw new ConfigurationErrorsException([$"--config: '{configFile}' cannot be parsed: {ex.Message}"]);
+        }
+
+        var options = new AuthzOptions();
+        try
+        {
+            config.GetSection(AuthzOptions.SectionName).Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConfigurationErrorsException([ex.Message + (ex.InnerException is { } inner ? " " + inner.Message : "")]);
+        }
+        if (dev)
+        {
+            options.Dev.Enabled = true;
+        }
+        if (options.Dev.Enabled && config[$"{AuthzOptions.SectionName}:Server:BindAddress"] is null)
+        {
+            options.Server.BindAddress = "127.0.0.1"; // dev mode stays on loopback unless told otherwise
+        }
+        var errors = AuthzOptionsValidator.Collect(options);
+        if (errors.Count > 0)
+        {
+            throw new ConfigurationErrorsException(errors);
+        }
+        return (options, config);
+    }
+
+    /// <summary>Builds the web application for validated <paramref name="options"/>.</summary>
+    public static WebApplication Build(AuthzOptions options, IConfiguration configuration, Action<IServiceCollection>? configureServices = null,
+        Action<ILoggingBuilder>? configureLogging = null)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "envoy-authz" });
+        builder.Configuration.AddConfiguration(configuration);
+        builder.WebHost.UseKestrelCore();
+        builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        configureLogging?.Invoke(builder.Logging);
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            var address = options.Server.BindAddress == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Server.BindAddress);
+            k.AddServerHeader = false;
+            k.Listen(address, options.Server.GrpcPort, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http2;
+                lo.Use(next => ctx => { ctx.Items[ListenerItem] = GrpcListener; return next(ctx); });
+            });
+            k.Listen(address, options.Server.HttpPort, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http1;
+                lo.Use(next => ctx => { ctx.Items[ListenerItem] = HttpListener; return next(ctx); });
+            });
+        });
+
+        var s = builder.Services;
+        s.AddSingleton(options);
+        s.TryAddSingleton(TimeProvider.System);
+        s.AddSingleton(new AuthzMetrics(Prometheus.Metrics.NewCustomRegistry()));
+        s.AddHttpClient("oidc-metadata");
+        s.AddHttpClient("remote-opa");
+        s.AddRouting();
+        s.AddGrpc(o => o.EnableDetailedErrors = false);
+        s.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
+
+        SecurityKey? devKey = null;
+        if (options.Dev.Enabled)
+        {
+            devKey = DevSigningKey.Generate(options.Dev.KeyFile ?? DevSigningKey.DefaultPath, options.Dev.Issuer, options.Dev.Audience);
+        }
+        s.AddSingleton(sp => new IssuerRegistry(options, sp.GetRequiredService<IHttpClientFactory>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<AuthzMetrics>(), sp.GetRequiredService<ILoggerFactory>(), devKey));
+        s.AddSingleton(sp => new ValidatedTokenCache(options.Identity.CacheSize, options.Identity.CacheMaxLifetime,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AuthzMetrics>()));
+        s.TryAddSingleton<IIdentityStage, JwtIdentityStage>();
+        s.TryAddSingleton<IAirflowStage, NoAirflowStage>();
+        switch (options.Policy.Engine)
+        {
+            case PolicyEngines.RemoteOpa:
+                s.TryAddSingleton<IPolicyEngine, RemoteOpaPolicyEngine>();
+                break;
+            default:
+                s.TryAddSingleton<IPolicyEngine, AuthenticatedPolicyEngine>();
+                break;
+        }
+        s.AddSingleton<PolicyInputBuilder>();
+        s.AddSingleton<CheckResponseFactory>();
+        s.AddSingleton<CheckPipeline>();
+        s.AddHostedService<KeyWarmUpService>();
+        configureServices?.Invoke(s);
+
+        var app = builder.Build();
+
+        // Each endpoint answers only on its own listener.
+        app.Use(async (ctx, next) =>
+        {
+            var listener = ctx.Features.Get<IConnectionItemsFeature>()?.Items[ListenerItem] as string;
+            var isGrpc = ctx.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
+            if (listener == GrpcListener && !isGrpc)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+            if (listener == HttpListener && isGrpc)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+            await next(ctx);
+        });
+        app.UseRouting();
+        app.MapGrpcService<AuthorizationService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", (CheckPipeline pipeline) =>
+            pipeline.Ready ? Results.Text("ready\n") : Results.Text("not ready: signing keys or policy not loaded\n", statusCode: 503));
+        var metrics = app.Services.GetRequiredService<AuthzMetrics>();
+        app.MapMetrics("/metrics", metrics.Registry);
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EnvoyAuthz");
+        if (options.Dev.Enabled)
+        {
+            HostLog.DevMode(logger, options.Dev.Issuer, options.Dev.Audience, options.Dev.KeyFile ?? DevSigningKey.DefaultPath);
+        }
+        app.Lifetime.ApplicationStarted.Register(() => HostLog.Listening(logger,
+            $"{options.Server.BindAddress}:{options.Server.GrpcPort}", $"{options.Server.BindAddress}:{options.Server.HttpPort}", options.Policy.Engine));
+        return app;
+    }
+
+    /// <summary>Readiness for the gRPC health service and <c>/readyz</c>.</summary>
+    private sealed class ReadinessCheck(CheckPipeline pipeline) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(pipeline.Ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("signing keys or policy not loaded"));
+    }
+}
+
+/// <summary>Fetches every issuer's keys at start, retrying with backoff until each has loaded once.</summary>
+internal sealed class KeyWarmUpService(IssuerRegistry issuers, TimeProvider time) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var all = true;
+            foreach (var issuer in issuers.All)
+            {
+                all &= await issuer.WarmUpAsync(stoppingToken).ConfigureAwait(false);
+            }
+            if (all)
+            {
+                return;
+            }
+            await Task.Delay(delay, time, stoppingToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+        }
+    }
+}

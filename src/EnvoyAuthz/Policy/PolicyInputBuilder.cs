@@ -1,0 +1,123 @@
+using System.Text;
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Identity;
+using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Rego;
+
+namespace EnvoyAuthz.Policy;
+
+/// <summary>
+/// Builds the policy <c>input</c> document as ARCHITECTURE.md specifies, directly as Rego values:
+/// <c>attributes</c> (protojson of <c>CheckRequest.attributes</c>), <c>parsed_path</c>,
+/// <c>parsed_query</c>, <c>parsed_body</c>, <c>truncated_body</c>, <c>version</c>, <c>identity</c>
+/// and <c>airflow</c>. Secret headers (the token header, <c>authorization</c>, <c>cookie</c>, …) are
+/// redacted: a policy sees that they were sent, never their value.
+/// </summary>
+public sealed class PolicyInputBuilder
+{
+    /// <summary>Headers whose values never reach policy input.</summary>
+    public static readonly IReadOnlyList<string> AlwaysRedacted =
+        ["authorization", "proxy-authorization", "cookie", "x-api-key", "x-airflow-password"];
+
+    private static readonly RegoObject Version = new RegoObject.Builder(2)
+        .Add("ext_authz", RegoValue.From("v3"))
+        .Add("encoding", RegoValue.From("protojson"))
+        .Build();
+
+    private readonly HashSet<string> _redacted;
+    private readonly ProtoValueConverter _converter;
+    private readonly bool _parseBody;
+    private readonly int _maxBody;
+
+    /// <summary>Creates the builder.</summary>
+    public PolicyInputBuilder(AuthzOptions options)
+    {
+        _redacted = new HashSet<string>(AlwaysRedacted, StringComparer.Ordinal) { options.Identity.TokenHeader.ToLowerInvariant() };
+        _converter = new ProtoValueConverter((name, _) => _redacted.Contains(name) ? "[REDACTED]" : null);
+        _parseBody = options.Policy.ParseBody;
+        _maxBody = options.Policy.MaxParsedBodyBytes;
+    }
+
+    /// <summary>Whether a header's value is kept out of policy input.</summary>
+    public bool IsRedacted(string lowercaseName) => _redacted.Contains(lowercaseName);
+
+    /// <summary>Builds <c>input</c>. Fails (returns false) only when a JSON body is malformed.</summary>
+    public bool TryBuild(AuthzRequest request, CallerIdentity? identity, RegoObject? airflow, out RegoObject input, out string? problem)
+    {
+        problem = null;
+        var b = new RegoObject.Builder(9);
+        b.Add("attributes", _converter.Convert(request.Check.Attributes));
+        b.Add("parsed_path", Strings(request.ParsedPath));
+        var q = new RegoObject.Builder(request.ParsedQuery.Count);
+        foreach (var (k, values) in request.ParsedQuery)
+        {
+            q.Add(k, Strings(values));
+        }
+        b.Add("parsed_query", q.Build());
+        b.Add("truncated_body", RegoValue.From(request.TruncatedBody));
+        b.Add("version", Version);
+        if (_parseBody && !request.TruncatedBody && request.Body.Length > 0 && request.Body.Length <= _maxBody)
+        {
+            if (!TryParseBody(request, out var parsed, out problem))
+            {
+                input = null!;
+                return false;
+            }
+            if (parsed is not null)
+            {
+                b.Add("parsed_body", parsed);
+            }
+        }
+        if (identity is not null)
+        {
+            b.Add("identity", identity.InputValue);
+        }
+        if (airflow is not null)
+        {
+            b.Add("airflow", airflow);
+        }
+        input = b.Build();
+        return true;
+    }
+
+    private static bool TryParseBody(AuthzRequest request, out RegoValue? parsed, out string? problem)
+    {
+        parsed = null;
+        problem = null;
+        var contentType = request.Header("content-type") ?? "";
+        if (contentType.Contains("application/json", StringComparison.OrdinalIgnoreCase) || contentType.Contains("+json", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                parsed = RegoJson.Parse(request.Body.Span);
+                return true;
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                problem = "the JSON request body is malformed";
+                return false;
+            }
+        }
+        if (contentType.Contains("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        {
+            var form = CheckRequestParser.ParseQuery(Encoding.UTF8.GetString(request.Body.Span));
+            var b = new RegoObject.Builder(form.Count);
+            foreach (var (k, values) in form)
+            {
+                b.Add(k, Strings(values));
+            }
+            parsed = b.Build();
+        }
+        return true;
+    }
+
+    private static RegoArray Strings(IReadOnlyList<string> values)
+    {
+        var items = new RegoValue[values.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = RegoValue.From(values[i]);
+        }
+        return RegoArray.From(items);
+    }
+}

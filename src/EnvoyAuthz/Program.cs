@@ -1,0 +1,75 @@
+using EnvoyAuthz.Cli;
+using EnvoyAuthz.Hosting;
+
+namespace EnvoyAuthz;
+
+/// <summary>Entry point: <c>serve</c> (default), <c>token</c>, <c>call</c>, <c>help</c>.</summary>
+public static class Program
+{
+    /// <summary>Runs the verb named by the first argument.</summary>
+    public static async Task<int> Main(string[] args)
+    {
+        var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
+        var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        try
+        {
+            return verb switch
+            {
+                "serve" => await ServeAsync(rest),
+                "token" => TokenCommand.Run(rest, Console.Out, Console.Error),
+                "call" => await CallCommand.RunAsync(rest, Console.Out, Console.Error),
+                "help" or "--help" or "-h" => Help(),
+                _ => Unknown(verb),
+            };
+        }
+        catch (CliUsageException ex)
+        {
+            await Console.Error.WriteLineAsync($"envoy-authz {verb}: {ex.Message}");
+            return 2;
+        }
+    }
+
+    private static async Task<int> ServeAsync(string[] args)
+    {
+        var cli = CliArgs.Parse(args, flags: ["--dev"], options: ["--config"]);
+        try
+        {
+            var (options, configuration) = AuthzHost.LoadConfiguration(cli.Option("--config"), cli.Flag("--dev"));
+            await using var app = AuthzHost.Build(options, configuration);
+            await app.RunAsync();
+            return 0;
+        }
+        catch (ConfigurationErrorsException ex)
+        {
+            await Console.Error.WriteLineAsync($"envoy-authz: invalid configuration ({ex.Errors.Count} problem{(ex.Errors.Count == 1 ? "" : "s")}):");
+            foreach (var e in ex.Errors)
+            {
+                await Console.Error.WriteLineAsync("  - " + e);
+            }
+            return 2;
+        }
+    }
+
+    private static int Help()
+    {
+        Console.WriteLine("""
+            envoy-authz — Envoy ext_authz service (OIDC tokens, Rego/OPA policies, Airflow awareness)
+
+            usage:
+              envoy-authz [serve] [--config FILE] [--dev]   run the service (gRPC :9191, HTTP :9192)
+              envoy-authz token [--sub S] [--groups a,b] [--scopes 'x y'] [--ttl 1h] [--key FILE]
+                                                            mint a token the dev-mode service trusts
+              envoy-authz call [--addr 127.0.0.1:9191] [--token T] [--method GET] [--path /p]
+                               [--host H] [--header k=v]... send one Check and print the answer
+              envoy-authz help
+            configuration: --config FILE (JSON or YAML), then EnvoyAuthz__… environment variables.
+            """);
+        return 0;
+    }
+
+    private static int Unknown(string verb)
+    {
+        Console.Error.WriteLine($"envoy-authz: unknown verb '{verb}' (try 'envoy-authz help')");
+        return 2;
+    }
+}
