@@ -56,7 +56,13 @@ public static class AuthzHost
             var ext = Path.GetExtension(full).ToLowerInvariant();
             if (ext is ".yaml" or ".yml")
             {
-                builder.Add(new YamlConfigurationSource { Path = full, Optional = false, ReloadOnChange = false });
+                builder.Add(new YamlConfigurationSource
+                {
+                    FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.GetDirectoryName(full)!),
+                    Path = Path.GetFileName(full),
+                    Optional = false,
+                    ReloadOnChange = false,
+                });
             }
             else
             {

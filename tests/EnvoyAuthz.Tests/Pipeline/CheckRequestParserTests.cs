@@ -1,0 +1,81 @@
+using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Tests.Infrastructure;
+
+namespace EnvoyAuthz.Tests.Pipeline;
+
+public class CheckRequestParserTests
+{
+    // Hostile and ordinary paths: parsed_path as OPA-Envoy computes it (leading '/'s dropped,
+    // percent-decoded, split on '/'), never throwing.
+    [Theory]
+    [InlineData("/", new[] { "" })]
+    [InlineData("/api/v1/dags", new[] { "api", "v1", "dags" })]
+    [InlineData("//admin", new[] { "admin" })]
+    [InlineData("/a%2Fb", new[] { "a", "b" })]
+    [InlineData("/a/../admin", new[] { "a", "..", "admin" })]
+    [InlineData("/%2e%2e/admin", new[] { "..", "admin" })]
+    [InlineData("/a;b=c/d", new[] { "a;b=c", "d" })]
+    [InlineData("/caf%C3%A9?x=1", new[] { "café" })]
+    [InlineData("/nul%00byte", new[] { "nul\0byte" })]
+    [InlineData("/over%C0%AFlong", new[] { "over\uFFFD\uFFFDlong" })]
+    [InlineData("/a+b", new[] { "a+b" })]
+    [InlineData("/trailing/", new[] { "trailing", "" })]
+    public void Parse_Path_SegmentsAsOpaEnvoy(string path, string[] expected)
+    {
+        var parsed = Requests.Parsed(Requests.Http(path: path));
+        Assert.Equal(expected, parsed.ParsedPath);
+    }
+
+    [Theory]
+    [InlineData("/%zz")]
+    [InlineData("/bad%2")]
+    [InlineData("/%")]
+    public void Parse_InvalidPercentEncoding_IsBadRequest(string path)
+    {
+        var result = CheckRequestParser.Parse(Requests.Http(path: path), out var problem);
+        Assert.Null(result);
+        Assert.Equal("the request path has an invalid percent-encoding", problem);
+    }
+
+    [Fact]
+    public void Parse_Query_FollowsGoRules()
+    {
+        var parsed = Requests.Parsed(Requests.Http(path: "/x?a=1&b=two+words&a=2&empty=&flag&bad=%zz&semi=1;2&c=%26"));
+        var q = parsed.ParsedQuery.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal(["1", "2"], q["a"]);
+        Assert.Equal(["two words"], q["b"]);
+        Assert.Equal([""], q["empty"]);
+        Assert.Equal([""], q["flag"]);
+        Assert.Equal(["&"], q["c"]);
+        Assert.False(q.ContainsKey("bad"));
+        Assert.False(q.ContainsKey("semi"));
+        Assert.Equal("/x", parsed.PathOnly);
+    }
+
+    [Fact]
+    public void Parse_NoHttpAttributes_IsBadRequest()
+    {
+        var result = CheckRequestParser.Parse(new Envoy.Service.Auth.V3.CheckRequest(), out var problem);
+        Assert.Null(result);
+        Assert.NotNull(problem);
+    }
+
+    [Fact]
+    public void Parse_ContentLengthBeyondBody_MarksTruncated()
+    {
+        var parsed = Requests.Parsed(Requests.Http(method: "POST", body: "{\"a\":", headers: new Dictionary<string, string> { ["content-length"] = "100" }));
+        Assert.True(parsed.TruncatedBody);
+    }
+
+    [Fact]
+    public void Parse_HeaderMapInsteadOfHeaders_IsRead()
+    {
+        var check = Requests.Http();
+        var http = check.Attributes.Request.Http;
+        http.Headers.Clear();
+        http.HeaderMap = new Envoy.Config.Core.V3.HeaderMap();
+        http.HeaderMap.Headers.Add(new Envoy.Config.Core.V3.HeaderValue { Key = "X-Raw", RawValue = Google.Protobuf.ByteString.CopyFromUtf8("v1") });
+        var parsed = Requests.Parsed(check);
+        Assert.Equal("v1", parsed.Header("x-raw"));
+    }
+}

@@ -1,0 +1,95 @@
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Policy;
+using EnvoyAuthz.Rego;
+using EnvoyAuthz.Tests.Infrastructure;
+
+namespace EnvoyAuthz.Tests.Policy;
+
+public class PolicyInputBuilderTests
+{
+    private static RegoObject Build(Envoy.Service.Auth.V3.CheckRequest check, AuthzOptions? options = null)
+    {
+        var builder = new PolicyInputBuilder(options ?? new AuthzOptions());
+        Assert.True(builder.TryBuild(Requests.Parsed(check), null, null, out var input, out var problem), problem);
+        return input;
+    }
+
+    private static RegoValue At(RegoValue v, params string[] path)
+    {
+        foreach (var p in path)
+        {
+            Assert.True(((RegoObject)v).TryGetValue(p, out v!), $"missing '{p}'");
+        }
+        return v;
+    }
+
+    [Fact]
+    public void Build_OpaEnvoyShape_AttributesInProtojson()
+    {
+        var input = Build(Requests.Http("POST", "/api/v1/dags/etl/dagRuns?limit=5&limit=6", "airflow.example.com",
+            new Dictionary<string, string> { ["content-type"] = "application/json", ["x-trace"] = "t1" },
+            body: """{"conf":{"k":1},"note":"hi"}""", contextExtensions: new Dictionary<string, string> { ["airflow_conn_id"] = "http_default" }));
+
+        Assert.Equal("POST", ((RegoString)At(input, "attributes", "request", "http", "method")).Value);
+        Assert.Equal("airflow.example.com", ((RegoString)At(input, "attributes", "request", "http", "host")).Value);
+        Assert.Equal("t1", ((RegoString)At(input, "attributes", "request", "http", "headers", "x-trace")).Value);
+        // int64 as a string (protojson), uint32 as a number, lowerCamelCase names
+        Assert.Equal(RegoValue.From("28"), At(input, "attributes", "request", "http", "size"));
+        Assert.Equal(RegoValue.From(41234), At(input, "attributes", "source", "address", "socketAddress", "portValue"));
+        Assert.Equal("http_default", ((RegoString)At(input, "attributes", "contextExtensions", "airflow_conn_id")).Value);
+        Assert.Equal(RegoJson.Parse("""["api","v1","dags","etl","dagRuns"]"""), At(input, "parsed_path"));
+        Assert.Equal(RegoJson.Parse("""{"limit":["5","6"]}"""), At(input, "parsed_query"));
+        Assert.Equal(RegoJson.Parse("""{"conf":{"k":1},"note":"hi"}"""), At(input, "parsed_body"));
+        Assert.Equal(RegoValue.False, At(input, "truncated_body"));
+        Assert.Equal(RegoJson.Parse("""{"ext_authz":"v3","encoding":"protojson"}"""), At(input, "version"));
+        Assert.False(input.TryGetValue("identity", out _));
+        Assert.False(input.TryGetValue("airflow", out _));
+    }
+
+    [Fact]
+    public void Build_FormBody_ParsedAsNameToValues()
+    {
+        var input = Build(Requests.Http("POST", "/login", headers: new Dictionary<string, string> { ["content-type"] = "application/x-www-form-urlencoded" },
+            body: "user=ann&role=a&role=b"));
+        Assert.Equal(RegoJson.Parse("""{"user":["ann"],"role":["a","b"]}"""), At(input, "parsed_body"));
+    }
+
+    [Fact]
+    public void Build_TruncatedBody_NotParsed()
+    {
+        var input = Build(Requests.Http("POST", "/x", headers: new Dictionary<string, string> { ["content-type"] = "application/json", ["content-length"] = "9999" },
+            body: """{"a":"""));
+        Assert.Equal(RegoValue.True, At(input, "truncated_body"));
+        Assert.False(input.TryGetValue("parsed_body", out _));
+    }
+
+    [Fact]
+    public void Build_MalformedJsonBody_FailsWithProblem()
+    {
+        var builder = new PolicyInputBuilder(new AuthzOptions());
+        var ok = builder.TryBuild(Requests.Parsed(Requests.Http("POST", "/x", headers: new Dictionary<string, string> { ["content-type"] = "application/json" }, body: "{nope")),
+            null, null, out _, out var problem);
+        Assert.False(ok);
+        Assert.Equal("the JSON request body is malformed", problem);
+    }
+
+    [Fact]
+    public void Build_SecretHeaders_NeverReachInput()
+    {
+        const string token = "eyJhbGciOiJSUzI1NiJ9.secret-payload.sig";
+        var options = new AuthzOptions();
+        options.Identity.TokenHeader = "x-custom-token";
+        var input = Build(Requests.Http(headers: new Dictionary<string, string>
+        {
+            ["authorization"] = "Bearer " + token,
+            ["cookie"] = "session=topsecret",
+            ["x-custom-token"] = token,
+            ["proxy-authorization"] = "Basic dXNlcjpwYXNz",
+        }), options);
+        var json = input.ToJson();
+        Assert.DoesNotContain(token, json);
+        Assert.DoesNotContain("topsecret", json);
+        Assert.DoesNotContain("dXNlcjpwYXNz", json);
+        Assert.Equal(RegoValue.From("[REDACTED]"), At(input, "attributes", "request", "http", "headers", "authorization"));
+    }
+}
