@@ -153,7 +153,7 @@ public static class AuthzHost
         s.AddHttpClient("remote-opa");
         s.AddRouting();
         s.AddGrpc(o => o.EnableDetailedErrors = false);
-        s.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
+        s.AddGrpcHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
 
         SecurityKey? devKey = null;
         if (options.Dev.Enabled)
