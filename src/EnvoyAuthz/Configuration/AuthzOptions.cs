@@ -25,6 +25,9 @@ public sealed class AuthzOptions
 
     /// <summary>Development mode: trust a signing key generated at start. Never in production.</summary>
     public DevOptions Dev { get; set; } = new();
+
+    /// <summary>Airflow awareness (connections, task context, API awareness).</summary>
+    public Airflow.AirflowOptions Airflow { get; set; } = new();
 }
 
 /// <summary>Listener options.</summary>

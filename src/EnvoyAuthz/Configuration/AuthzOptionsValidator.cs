@@ -153,6 +153,8 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
             e.Add($"{S}:Response:Realm must be non-empty without quotes or backslashes.");
         }
 
+        Airflow.AirflowOptionsValidator.Collect(o.Airflow, $"{S}:Airflow", e);
+
         if (o.Dev.Enabled && string.IsNullOrWhiteSpace(o.Dev.Audience))
         {
             e.Add($"{S}:Dev:Audience is required in dev mode.");

@@ -165,7 +165,7 @@ public static class AuthzHost
         s.AddSingleton(sp => new ValidatedTokenCache(options.Identity.CacheSize, options.Identity.CacheMaxLifetime,
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AuthzMetrics>()));
         s.TryAddSingleton<IIdentityStage, JwtIdentityStage>();
-        s.TryAddSingleton<IAirflowStage, NoAirflowStage>();
+        s.AddAirflow(options);
         switch (options.Policy.Engine)
         {
             case PolicyEngines.RemoteOpa:
