@@ -16,7 +16,7 @@ build: ## Build everything (fetches the pinned Envoy protos on first build)
 	$(DOTNET) build EnvoyAuthz.sln -c $(CONFIG) -warnaserror
 
 run: ## Run the service in dev mode: gRPC :9191, HTTP :9192, trusts a local dev key (ARGS=... for more)
-	$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- serve --dev $(ARGS)
+	$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- serve --dev --config envoy/envoy-authz.dev.yaml $(ARGS)
 
 token: ## Mint a dev token for `make run` (ARGS="--sub alice --groups admins,viewers")
 	@$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- token $(ARGS)

@@ -116,6 +116,7 @@ public static class RegoJson
     /// <summary>Writes a value to a JSON writer.</summary>
     public static void Write(Utf8JsonWriter writer, RegoValue value)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (value)
         {
             case RegoNull: writer.WriteNullValue(); break;

@@ -223,6 +223,7 @@ public sealed class RegoArray : RegoValue
     {
         if (ReferenceEquals(this, other)) return true;
         if (other is not RegoArray a || a.Items.Length != Items.Length) return false;
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         if (_hash != 0 && a._hash != 0 && _hash != a._hash) return false;
         for (int i = 0; i < Items.Length; i++)
             if (!Items[i].Equals(a.Items[i])) return false;
@@ -235,6 +236,7 @@ public sealed class RegoArray : RegoValue
         int h = _hash;
         if (h == 0)
         {
+            System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
             var hc = new HashCode();
             hc.Add(7);
             foreach (var v in Items) hc.Add(v.GetHashCode());
@@ -246,6 +248,7 @@ public sealed class RegoArray : RegoValue
 
     private protected override int CompareSameKind(RegoValue other)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         var b = ((RegoArray)other).Items;
         int n = Math.Min(Items.Length, b.Length);
         for (int i = 0; i < n; i++)
@@ -258,6 +261,7 @@ public sealed class RegoArray : RegoValue
 
     internal override void AppendRego(StringBuilder sb)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         sb.Append('[');
         for (int i = 0; i < Items.Length; i++)
         {
@@ -336,6 +340,7 @@ public sealed class RegoSet : RegoValue
         int h = _hash;
         if (h == 0)
         {
+            System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
             var hc = new HashCode();
             hc.Add(11);
             foreach (var v in Items) hc.Add(v.GetHashCode());
@@ -347,6 +352,7 @@ public sealed class RegoSet : RegoValue
 
     private protected override int CompareSameKind(RegoValue other)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         var b = ((RegoSet)other).Items;
         int n = Math.Min(Items.Length, b.Length);
         for (int i = 0; i < n; i++)
@@ -359,6 +365,7 @@ public sealed class RegoSet : RegoValue
 
     internal override void AppendRego(StringBuilder sb)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         if (Items.Length == 0) { sb.Append("set()"); return; }
         sb.Append('{');
         for (int i = 0; i < Items.Length; i++)
@@ -459,6 +466,7 @@ public sealed class RegoObject : RegoValue
         int h = _hash;
         if (h == 0)
         {
+            System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
             var hc = new HashCode();
             hc.Add(13);
             for (int i = 0; i < Keys.Length; i++) { hc.Add(Keys[i].GetHashCode()); hc.Add(Values[i].GetHashCode()); }
@@ -470,6 +478,7 @@ public sealed class RegoObject : RegoValue
 
     private protected override int CompareSameKind(RegoValue other)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         var o = (RegoObject)other;
         int n = Math.Min(Keys.Length, o.Keys.Length);
         for (int i = 0; i < n; i++)
@@ -484,6 +493,7 @@ public sealed class RegoObject : RegoValue
 
     internal override void AppendRego(StringBuilder sb)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         sb.Append('{');
         for (int i = 0; i < Keys.Length; i++)
         {

@@ -12,10 +12,32 @@ public interface IAirflowStage
 }
 
 /// <summary>What the Airflow stage knows: <c>input.airflow</c> and the connection id for the response header.</summary>
+/// <param name="Input"><c>input.airflow</c>, or null to leave it out.</param>
+/// <param name="ConnectionId">The resolved connection's id, for the <c>x-airflow-conn-id</c> response header.</param>
 public sealed record AirflowContext(RegoObject? Input, string? ConnectionId)
 {
     /// <summary>Nothing known.</summary>
     public static AirflowContext None { get; } = new(null, null);
+
+    /// <summary>
+    /// When set, the check must be denied with this reason before policy runs:
+    /// <see cref="ReasonCode.DependencyUnavailable"/> when the connections a request needs are
+    /// older than their max age (or never loaded), <see cref="ReasonCode.BadRequest"/> for a
+    /// malformed JSON-RPC body on a JSON-RPC endpoint.
+    /// </summary>
+    public ReasonCode? DenyReason { get; init; }
+
+    /// <summary>A fixed-vocabulary detail for <see cref="DenyReason"/> (never request data).</summary>
+    public string? DenyDetail { get; init; }
+
+    /// <summary><c>input.jsonrpc</c>: an array of <c>{method, params, id}</c>, or null when the request is not JSON-RPC.</summary>
+    public RegoArray? JsonRpc { get; init; }
+
+    /// <summary>Set when the body may carry secrets (Airflow connections/variables API, JSON-RPC): apply it to <c>parsed_body</c> and <c>attributes.request.http.body</c>.</summary>
+    public IngressBodyRedactor? BodyRedactor { get; init; }
+
+    /// <summary>A deny decided by the Airflow stage.</summary>
+    public static AirflowContext Deny(ReasonCode reason, string detail) => new(null, null) { DenyReason = reason, DenyDetail = detail };
 }
 
 /// <summary>The stage until Airflow sources are configured: knows nothing, so <c>input.airflow</c> is absent.</summary>

@@ -136,8 +136,20 @@ public sealed class IssuerOptions
 /// <summary>Policy engine selection.</summary>
 public sealed class PolicyOptions
 {
-    /// <summary>Engine: <c>authenticated</c> (allow iff a token validated) or <c>remote-opa</c>. Default <c>authenticated</c>.</summary>
-    public string Engine { get; set; } = PolicyEngines.Authenticated;
+    /// <summary>Engine: <c>rego</c> (embedded), <c>remote-opa</c>, or <c>authenticated</c> (allow iff a token validated). Default <c>rego</c>.</summary>
+    public string Engine { get; set; } = PolicyEngines.Rego;
+
+    /// <summary>Policy folder (<c>.rego</c> files and <c>data.json</c>/<c>data.yaml</c>) or OPA bundle (<c>.tar.gz</c>) for the <c>rego</c> engine. Default none: a built-in policy that allows iff a token validated.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>How often the policy's files are checked for changes (a watcher also triggers at once). Default 2 s; 0 disables hot reload; range 0–1 h.</summary>
+    public TimeSpan ReloadInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Longest one evaluation may run before it is a <c>policy_error</c>. Default 100 ms; range 1 ms–10 s.</summary>
+    public TimeSpan EvaluationTimeout { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Most evaluation steps of one decision. Default 1000000; range 1000–1000000000.</summary>
+    public long MaxEvaluationSteps { get; set; } = 1_000_000;
 
     /// <summary>Decision path, e.g. <c>envoy/authz/allow</c> or <c>data.envoy.authz.allow</c>. Default <c>envoy/authz/allow</c>.</summary>
     public string DecisionPath { get; set; } = "envoy/authz/allow";
@@ -155,12 +167,14 @@ public sealed class PolicyOptions
 /// <summary>Names of the policy engines.</summary>
 public static class PolicyEngines
 {
+    /// <summary>The embedded Rego engine.</summary>
+    public const string Rego = "rego";
     /// <summary>Allow iff a valid identity.</summary>
     public const string Authenticated = "authenticated";
     /// <summary>OPA's REST Data API.</summary>
     public const string RemoteOpa = "remote-opa";
 
-    internal static readonly string[] All = [Authenticated, RemoteOpa];
+    internal static readonly string[] All = [Rego, RemoteOpa, Authenticated];
 }
 
 /// <summary>Remote OPA options.</summary>

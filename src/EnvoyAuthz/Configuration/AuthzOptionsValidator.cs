@@ -122,6 +122,20 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
             e.Add($"{S}:Policy:DecisionPath '{p.DecisionPath}' must look like 'envoy/authz/allow' or 'data.envoy.authz.allow'.");
         }
         Range(e, $"{S}:Policy:MaxParsedBodyBytes", p.MaxParsedBodyBytes, 0, 16_777_216);
+        Range(e, $"{S}:Policy:ReloadInterval", p.ReloadInterval, TimeSpan.Zero, TimeSpan.FromHours(1));
+        Range(e, $"{S}:Policy:EvaluationTimeout", p.EvaluationTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(10));
+        if (p.MaxEvaluationSteps is < 1000 or > 1_000_000_000)
+        {
+            e.Add($"{S}:Policy:MaxEvaluationSteps is {p.MaxEvaluationSteps}; it must be between 1000 and 1000000000.");
+        }
+        if (p.Path is { } policyPath && !File.Exists(policyPath) && !Directory.Exists(policyPath))
+        {
+            e.Add($"{S}:Policy:Path '{policyPath}' is neither a folder nor a bundle file.");
+        }
+        if (p.Path is not null && p.Engine != PolicyEngines.Rego)
+        {
+            e.Add($"{S}:Policy:Path is only used by the rego engine (Engine is '{p.Engine}').");
+        }
         if (p.Engine == PolicyEngines.RemoteOpa)
         {
             if (string.IsNullOrWhiteSpace(p.RemoteOpa.Url))

@@ -171,8 +171,12 @@ public static class AuthzHost
             case PolicyEngines.RemoteOpa:
                 s.TryAddSingleton<IPolicyEngine, RemoteOpaPolicyEngine>();
                 break;
-            default:
+            case PolicyEngines.Authenticated:
                 s.TryAddSingleton<IPolicyEngine, AuthenticatedPolicyEngine>();
+                break;
+            default:
+                s.TryAddSingleton<IPolicyEngine, RegoPolicyEngine>();
+                s.AddHostedService<PolicyReloadService>();
                 break;
         }
         s.AddSingleton<PolicyInputBuilder>();
@@ -182,6 +186,15 @@ public static class AuthzHost
         configureServices?.Invoke(s);
 
         var app = builder.Build();
+        try
+        {
+            // Fail fast: a policy that does not load or compile stops the start, every error listed.
+            app.Services.GetRequiredService<IPolicyEngine>();
+        }
+        catch (PolicyLoadException ex)
+        {
+            throw new ConfigurationErrorsException([.. ex.Errors.Select(err => $"{AuthzOptions.SectionName}:Policy:Path: {err}")]);
+        }
 
         // Each endpoint answers only on its own listener.
         app.Use(async (ctx, next) =>

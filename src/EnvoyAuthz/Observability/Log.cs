@@ -53,6 +53,18 @@ internal static partial class PolicyLog
     [LoggerMessage(EventId = 1201, EventName = "MalformedDecision", Level = LogLevel.Warning,
         Message = "policy decision is malformed: {Problem}")]
     public static partial void MalformedDecision(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 1202, EventName = "PolicyLoaded", Level = LogLevel.Information,
+        Message = "policy loaded from {Path}: {ModuleCount} modules, revision '{Revision}'")]
+    public static partial void PolicyLoaded(ILogger logger, string path, int moduleCount, string revision);
+
+    [LoggerMessage(EventId = 1203, EventName = "PolicyRejected", Level = LogLevel.Error,
+        Message = "policy at {Path} rejected ({ErrorCount} errors); the last good policy keeps serving: {Errors}")]
+    public static partial void PolicyRejected(ILogger logger, string path, int errorCount, string errors);
+
+    [LoggerMessage(EventId = 1204, EventName = "EvaluationFailed", Level = LogLevel.Warning,
+        Message = "policy evaluation failed: {Code}: {Message}")]
+    public static partial void EvaluationFailed(ILogger logger, string code, string message);
 }
 
 /// <summary>Hosting events (1300–1399).</summary>

@@ -1,0 +1,771 @@
+using System.Text;
+
+namespace EnvoyAuthz.Rego.Syntax;
+
+internal sealed class Parser
+{
+    private readonly List<Token> _t;
+    private readonly string _file;
+    private readonly string _src;
+    private readonly int _maxDepth;
+    private readonly WildcardCounter _wild;
+    private int _p;
+    private int _depth;
+
+    internal sealed class WildcardCounter { public int N; }
+
+    private Parser(string src, List<Token> toks, string file, int maxDepth, WildcardCounter wild)
+    {
+        _src = src;
+        _t = toks;
+        _file = file;
+        _maxDepth = maxDepth;
+        _wild = wild;
+    }
+
+    public static Module ParseModule(string file, string src, int maxDepth, WildcardCounter wild)
+    {
+        var p = new Parser(src, Lexer.Lex(src), file, maxDepth, wild);
+        return p.Module();
+    }
+
+    public static Body ParseQuery(string src, int maxDepth, WildcardCounter wild)
+    {
+        var p = new Parser(src, Lexer.Lex(src), "query", maxDepth, wild);
+        var body = p.BodyUntil(Tok.EOF);
+        if (body.Exprs.Count == 0) throw new RegoParseException("empty query", 1, 1);
+        return body;
+    }
+
+    public static Term ParseTermText(string src, WildcardCounter wild)
+    {
+        var p = new Parser(src, Lexer.Lex(src), "term", 512, wild);
+        var t = p.TermIn();
+        if (p.Cur.Kind != Tok.EOF) throw p.Err("unexpected " + p.Cur.Kind);
+        return t;
+    }
+
+    private Token Cur => _t[_p];
+    private Token Peek(int n = 1) => _t[Math.Min(_p + n, _t.Count - 1)];
+    private Loc L(Token t) => new(_file, t.Line, t.Col);
+    private RegoParseException Err(string msg) => new(msg, Cur.Line, Cur.Col);
+    private bool IsIdent(string s) => Cur.Kind == Tok.Ident && Cur.Text == s && !DotFollows(_p);
+
+    private bool DotFollows(int i) => i + 1 < _t.Count && (_t[i + 1].Kind == Tok.Dot || _t[i + 1].Kind == Tok.LBrack) && _t[i + 1].Pos == _t[i].End;
+
+    private Token Expect(Tok k)
+    {
+        if (Cur.Kind != k) throw Err($"unexpected {Describe(Cur)} token: expected {k.ToString().ToLowerInvariant()}");
+        return _t[_p++];
+    }
+
+    private static string Describe(Token t) => t.Kind switch
+    {
+        Tok.EOF => "eof",
+        Tok.Ident => "ident",
+        Tok.String or Tok.RawString => "string",
+        Tok.Number => "number",
+        _ => t.Kind.ToString().ToLowerInvariant(),
+    };
+
+    private void Enter()
+    {
+        if (++_depth > _maxDepth) throw Err("nesting too deep");
+    }
+
+    // ---------------- module ----------------
+
+    private Module Module()
+    {
+        var m = new Module { File = _file };
+        if (!IsIdent("package")) throw Err("package expected");
+        _p++;
+        m.Package = RefOnly();
+        while (IsIdent("import"))
+        {
+            var tok = Cur;
+            _p++;
+            var imp = new Import { Loc = L(tok), Path = RefOnly() };
+            if (IsIdent("as") && !Cur.NewlineBefore) { _p++; imp.Alias = Expect(Tok.Ident).Text; }
+            m.Imports.Add(imp);
+        }
+        while (Cur.Kind != Tok.EOF)
+        {
+            var rules = RuleDecl(m);
+            m.Rules.AddRange(rules);
+        }
+        return m;
+    }
+
+    private RefTerm RefOnly()
+    {
+        var tok = Expect(Tok.Ident);
+        var head = new VarTerm(tok.Text) { Loc = L(tok) };
+        var path = new List<Term>();
+        while (!Cur.NewlineBefore && (Cur.Kind == Tok.Dot || Cur.Kind == Tok.LBrack))
+        {
+            if (Cur.Kind == Tok.Dot)
+            {
+                _p++;
+                var id = Expect(Tok.Ident);
+                path.Add(new ScalarTerm(new RegoString(id.Text)) { Loc = L(id) });
+            }
+            else
+            {
+                _p++;
+                path.Add(TermIn());
+                Expect(Tok.RBrack);
+            }
+        }
+        return new RefTerm(head, path.ToArray()) { Loc = head.Loc };
+    }
+
+    private static readonly HashSet<string> Keywords = ["package", "import", "default", "else", "not", "some", "with", "if", "contains", "in", "every", "as"];
+
+    private List<Rule> RuleDecl(Module m)
+    {
+        var start = Cur;
+        var rule = new Rule { Loc = L(start), File = _file, Module = m };
+        if (IsIdent("default"))
+        {
+            rule.IsDefault = true;
+            _p++;
+        }
+        if (Cur.Kind != Tok.Ident || (Keywords.Contains(Cur.Text) && !DotFollows(_p))) throw Err($"unexpected {Describe(Cur)} token");
+        // head ref
+        var headTok = Cur;
+        var head = new VarTerm(Expect(Tok.Ident).Text) { Loc = L(headTok) };
+        var path = new List<Term>();
+        while (!Cur.NewlineBefore && (Cur.Kind == Tok.Dot || Cur.Kind == Tok.LBrack))
+        {
+            if (Cur.Kind == Tok.Dot)
+            {
+                _p++;
+                var id = Expect(Tok.Ident);
+                path.Add(new ScalarTerm(new RegoString(id.Text)) { Loc = L(id) });
+            }
+            else
+            {
+                _p++;
+                path.Add(TermIn());
+                Expect(Tok.RBrack);
+            }
+        }
+        rule.HeadRef = new RefTerm(head, path.ToArray()) { Loc = head.Loc };
+        if (Cur.Kind == Tok.LParen && !Cur.NewlineBefore)
+        {
+            _p++;
+            var args = new List<Term>();
+            while (Cur.Kind != Tok.RParen)
+            {
+                args.Add(TermIn());
+                if (Cur.Kind == Tok.Comma) _p++;
+                else break;
+            }
+            Expect(Tok.RParen);
+            rule.Args = args.ToArray();
+        }
+        if (IsIdent("contains") && !Cur.NewlineBefore)
+        {
+            _p++;
+            rule.IsContains = true;
+            rule.Key = TermIn();
+        }
+        else if ((Cur.Kind == Tok.Assign || Cur.Kind == Tok.Unify) && !Cur.NewlineBefore)
+        {
+            rule.IsAssign = Cur.Kind == Tok.Assign;
+            _p++;
+            rule.Value = TermIn();
+        }
+        bool hasBody = false;
+        if (IsIdent("if") && !Cur.NewlineBefore)
+        {
+            _p++;
+            if (Cur.Kind == Tok.LBrace && LooksLikeBodyBlock()) rule.Body = BraceBody();
+            else rule.Body = new Body([ExprWithMods()]);
+            hasBody = true;
+        }
+        else if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore)
+        {
+            rule.Body = BraceBody();
+            hasBody = true;
+        }
+        if (!hasBody)
+        {
+            rule.Body = new Body([new Expr { Kind = ExprKind.Term, Term = new ScalarTerm(RegoValue.True) { Loc = rule.Loc }, Loc = rule.Loc }]);
+        }
+        // else chain
+        var cur = rule;
+        while (IsIdent("else"))
+        {
+            var elseTok = Cur;
+            _p++;
+            var e = new Rule { Loc = L(elseTok), File = _file, Module = m, HeadRef = rule.HeadRef, Args = rule.Args };
+            if (Cur.Kind == Tok.Assign || Cur.Kind == Tok.Unify)
+            {
+                e.IsAssign = Cur.Kind == Tok.Assign;
+                _p++;
+                e.Value = TermIn();
+            }
+            if (IsIdent("if"))
+            {
+                _p++;
+                if (Cur.Kind == Tok.LBrace && LooksLikeBodyBlock()) e.Body = BraceBody();
+                else e.Body = new Body([ExprWithMods()]);
+            }
+            else if (Cur.Kind == Tok.LBrace) e.Body = BraceBody();
+            else e.Body = new Body([new Expr { Kind = ExprKind.Term, Term = new ScalarTerm(RegoValue.True) { Loc = e.Loc }, Loc = e.Loc }]);
+            cur.Else = e;
+            cur = e;
+        }
+        var result = new List<Rule> { rule };
+        // v0-style chained bodies `p { a } { b }` are not Rego v1; treat as error
+        if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore) throw Err("unexpected { token");
+        return result;
+    }
+
+    /// <summary>After `if`, a `{` opens a body unless it is an object/set literal expression like `{1} == x`.</summary>
+    private bool LooksLikeBodyBlock()
+    {
+        // find matching brace and see what follows
+        int depth = 0;
+        int i = _p;
+        for (; i < _t.Count; i++)
+        {
+            var k = _t[i].Kind;
+            if (k == Tok.LBrace || k == Tok.LBrack || k == Tok.LParen) depth++;
+            else if (k == Tok.RBrace || k == Tok.RBrack || k == Tok.RParen)
+            {
+                depth--;
+                if (depth == 0) break;
+            }
+            else if (k == Tok.EOF) return true;
+        }
+        if (i + 1 >= _t.Count) return true;
+        var next = _t[i + 1];
+        if (next.NewlineBefore || next.Kind == Tok.EOF) return true;
+        return next.Kind switch
+        {
+            Tok.Eq or Tok.Neq or Tok.Lt or Tok.Lte or Tok.Gt or Tok.Gte or Tok.Unify or Tok.Plus or Tok.Minus or Tok.Star or Tok.Slash or Tok.Amp or Tok.Pipe or Tok.LBrack or Tok.Dot => false,
+            Tok.Ident => next.Text is not ("in" or "with"),
+            _ => true,
+        };
+    }
+
+    private Body BraceBody()
+    {
+        Expect(Tok.LBrace);
+        var b = BodyUntil(Tok.RBrace);
+        Expect(Tok.RBrace);
+        return b;
+    }
+
+    private Body BodyUntil(Tok end)
+    {
+        Enter();
+        var exprs = new List<Expr>();
+        while (Cur.Kind != end)
+        {
+            if (Cur.Kind == Tok.EOF) throw Err("unexpected eof token");
+            if (exprs.Count > 0 && !Cur.NewlineBefore && _t[_p - 1].Kind != Tok.Semi) throw Err($"unexpected {Describe(Cur)} token");
+            var e = ExprWithMods();
+            e.Index = exprs.Count;
+            exprs.Add(e);
+            if (Cur.Kind == Tok.Semi) _p++;
+        }
+        _depth--;
+        if (exprs.Count == 0) throw Err("found empty body");
+        return new Body(exprs);
+    }
+
+    // ---------------- expressions ----------------
+
+    private Expr ExprWithMods()
+    {
+        var e = Expr0();
+        if (IsIdent("with"))
+        {
+            var mods = new List<WithModifier>();
+            while (IsIdent("with"))
+            {
+                var wt = Cur;
+                _p++;
+                var target = TermIn();
+                if (!IsIdent("as")) throw Err("expected as");
+                _p++;
+                var value = TermIn();
+                mods.Add(new WithModifier(target, value) { Loc = L(wt) });
+            }
+            e.With = mods.ToArray();
+        }
+        return e;
+    }
+
+    private Expr Expr0()
+    {
+        var tok = Cur;
+        var loc = L(tok);
+        if (IsIdent("not") )
+        {
+            _p++;
+            if (Cur.Kind == Tok.LBrace && LooksLikeBodyBlock())
+            {
+                var nb = BraceBody();
+                return new Expr { Kind = ExprKind.Not, Body = nb, Loc = loc };
+            }
+            Enter();
+            var inner = Expr0();
+            _depth--;
+            return new Expr { Kind = ExprKind.Not, Inner = inner, Loc = loc };
+        }
+        if (IsIdent("some"))
+        {
+            _p++;
+            var first = TermRelation();
+            Term? second = null;
+            var others = new List<Term> { first };
+            while (Cur.Kind == Tok.Comma)
+            {
+                _p++;
+                var t = TermRelation();
+                others.Add(t);
+            }
+            if (IsIdent("in"))
+            {
+                _p++;
+                if (others.Count > 2) throw Err("unexpected , token");
+                if (others.Count == 2) second = others[1];
+                var domain = TermRelation();
+                return second is null
+                    ? new Expr { Kind = ExprKind.SomeIn, Left = null, Right = first, Domain = domain, Loc = loc }
+                    : new Expr { Kind = ExprKind.SomeIn, Left = first, Right = second, Domain = domain, Loc = loc };
+            }
+            var names = new List<string>();
+            foreach (var o in others)
+            {
+                if (o is not VarTerm v) throw new RegoParseException("expected var in some declaration", tok.Line, tok.Col);
+                names.Add(v.Name);
+            }
+            return new Expr { Kind = ExprKind.SomeDecl, DeclVars = names.ToArray(), Loc = loc };
+        }
+        if (IsIdent("every"))
+        {
+            _p++;
+            var first = TermRelation();
+            Term? key = null, val = first;
+            if (Cur.Kind == Tok.Comma)
+            {
+                _p++;
+                key = first;
+                val = TermRelation();
+            }
+            if (!IsIdent("in")) throw Err("expected in");
+            _p++;
+            var domain = TermRelation();
+            var body = BraceBody();
+            return new Expr { Kind = ExprKind.Every, Left = key, Right = val, Domain = domain, Body = body, Loc = loc };
+        }
+        var left = TermIn();
+        if (Cur.Kind == Tok.Comma && !Cur.NewlineBefore)
+        {
+            // `k, v in xs`
+            int save = _p;
+            _p++;
+            var v = TermRelation();
+            if (IsIdent("in"))
+            {
+                _p++;
+                var coll = TermRelation();
+                Term t = new CallTerm(new VarTerm("internal.member_3"), [left, v, coll]) { Loc = loc };
+                while (IsIdent("in"))
+                {
+                    _p++;
+                    var c2 = TermRelation();
+                    t = new CallTerm(new VarTerm("internal.member_2"), [t, c2]) { Loc = loc };
+                }
+                return new Expr { Kind = ExprKind.Term, Term = t, Loc = loc };
+            }
+            _p = save;
+        }
+        if ((Cur.Kind == Tok.Unify || Cur.Kind == Tok.Assign) && !Cur.NewlineBefore)
+        {
+            var kind = Cur.Kind == Tok.Unify ? ExprKind.Unify : ExprKind.Assign;
+            _p++;
+            var right = TermIn();
+            return new Expr { Kind = kind, Left = left, Right = right, Loc = loc };
+        }
+        return new Expr { Kind = ExprKind.Term, Term = left, Loc = loc };
+    }
+
+    private Term Call(string name, Term a, Term b, Loc loc) => new CallTerm(new VarTerm(name), [a, b]) { Loc = loc };
+
+    internal Term TermIn()
+    {
+        var left = TermRelation();
+        while (IsIdent("in") && !Cur.NewlineBefore)
+        {
+            var loc = L(Cur);
+            _p++;
+            var right = TermRelation();
+            left = Call("internal.member_2", left, right, loc);
+        }
+        return left;
+    }
+
+    private Term TermRelation()
+    {
+        var left = TermOr();
+        while (!Cur.NewlineBefore)
+        {
+            string? op = Cur.Kind switch
+            {
+                Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
+            };
+            if (op is null) break;
+            var loc = L(Cur);
+            _p++;
+            left = Call(op, left, TermOr(), loc);
+        }
+        return left;
+    }
+
+    private Term TermOr()
+    {
+        var left = TermAnd();
+        while (Cur.Kind == Tok.Pipe && !Cur.NewlineBefore)
+        {
+            var loc = L(Cur);
+            _p++;
+            left = Call("or", left, TermAnd(), loc);
+        }
+        return left;
+    }
+
+    private Term TermAnd()
+    {
+        var left = TermArith();
+        while (Cur.Kind == Tok.Amp && !Cur.NewlineBefore)
+        {
+            var loc = L(Cur);
+            _p++;
+            left = Call("and", left, TermArith(), loc);
+        }
+        return left;
+    }
+
+    private Term TermArith()
+    {
+        var left = TermFactor();
+        while ((Cur.Kind == Tok.Plus || Cur.Kind == Tok.Minus) && !Cur.NewlineBefore)
+        {
+            var loc = L(Cur);
+            var op = Cur.Kind == Tok.Plus ? "plus" : "minus";
+            _p++;
+            left = Call(op, left, TermFactor(), loc);
+        }
+        return left;
+    }
+
+    private Term TermFactor()
+    {
+        var left = TermUnary();
+        while ((Cur.Kind == Tok.Star || Cur.Kind == Tok.Slash || Cur.Kind == Tok.Percent) && !Cur.NewlineBefore)
+        {
+            var loc = L(Cur);
+            var op = Cur.Kind switch { Tok.Star => "mul", Tok.Slash => "div", _ => "rem" };
+            _p++;
+            left = Call(op, left, TermUnary(), loc);
+        }
+        return left;
+    }
+
+    private Term TermUnary()
+    {
+        if (Cur.Kind == Tok.Minus)
+        {
+            var loc = L(Cur);
+            _p++;
+            if (Cur.Kind == Tok.Number && Cur.Pos == _t[_p - 1].End)
+            {
+                var n = _t[_p++];
+                if (!RegoNumber.TryParse("-" + n.Text, out var num)) throw new RegoParseException("invalid number", n.Line, n.Col);
+                return Postfix(new ScalarTerm(num) { Loc = loc });
+            }
+            var operand = TermUnary();
+            return Call("minus", new ScalarTerm(RegoNumber.Zero) { Loc = loc }, operand, loc);
+        }
+        return Postfix(Primary());
+    }
+
+    private Term Primary()
+    {
+        var tok = Cur;
+        var loc = L(tok);
+        switch (tok.Kind)
+        {
+            case Tok.Number:
+                _p++;
+                if (!RegoNumber.TryParse(tok.Text, out var num)) throw new RegoParseException("invalid number " + tok.Text, tok.Line, tok.Col);
+                return new ScalarTerm(num) { Loc = loc };
+            case Tok.String:
+            case Tok.RawString:
+                _p++;
+                return new ScalarTerm(new RegoString(tok.Text)) { Loc = loc };
+            case Tok.Template:
+                _p++;
+                return ParseTemplate(tok);
+            case Tok.Ident:
+                _p++;
+                if (DotFollows(_p - 1) || (Cur.Kind == Tok.LParen && Cur.Pos == tok.End && tok.Text is not ("true" or "false" or "null") && !(tok.Text == "set" && Peek().Kind == Tok.RParen))) return new VarTerm(tok.Text) { Loc = loc };
+                switch (tok.Text)
+                {
+                    case "true": return new ScalarTerm(RegoValue.True) { Loc = loc };
+                    case "false": return new ScalarTerm(RegoValue.False) { Loc = loc };
+                    case "null": return new ScalarTerm(RegoValue.Null) { Loc = loc };
+                    case "_": return new VarTerm("$_" + (_wild.N++)) { Loc = loc };
+                    case "set" when Cur.Kind == Tok.LParen && Peek().Kind == Tok.RParen && !Cur.NewlineBefore:
+                        _p += 2;
+                        return new SetTerm([]) { Loc = loc };
+                }
+                if (Keywords.Contains(tok.Text) && tok.Text != "as") throw new RegoParseException($"unexpected {tok.Text} keyword", tok.Line, tok.Col);
+                return new VarTerm(tok.Text) { Loc = loc };
+            case Tok.LParen:
+                {
+                    _p++;
+                    Enter();
+                    var t = TermIn();
+                    if (Cur.Kind == Tok.Comma)
+                    {
+                        _p++;
+                        var v = TermRelation();
+                        if (!IsIdent("in")) throw Err("expected in");
+                        _p++;
+                        var coll = TermRelation();
+                        t = new CallTerm(new VarTerm("internal.member_3"), [t, v, coll]) { Loc = loc };
+                    }
+                    _depth--;
+                    Expect(Tok.RParen);
+                    return t;
+                }
+            case Tok.LBrack:
+                return ArrayOrCompr();
+            case Tok.LBrace:
+                return ObjectSetOrCompr();
+            default:
+                throw Err($"unexpected {Describe(tok)} token");
+        }
+    }
+
+    private Term Postfix(Term t)
+    {
+        while (!Cur.NewlineBefore)
+        {
+            if (Cur.Kind == Tok.Dot)
+            {
+                _p++;
+                var id = Expect(Tok.Ident);
+                var key = new ScalarTerm(new RegoString(id.Text)) { Loc = L(id) };
+                t = AppendRef(t, key);
+            }
+            else if (Cur.Kind == Tok.LBrack && Cur.Pos == _t[_p - 1].End)
+            {
+                _p++;
+                Enter();
+                var key = TermIn();
+                _depth--;
+                Expect(Tok.RBrack);
+                t = AppendRef(t, key);
+            }
+            else if (Cur.Kind == Tok.LParen && Cur.Pos == _t[_p - 1].End && (t is VarTerm || (t is RefTerm r && r.Head is VarTerm)))
+            {
+                var loc = t.Loc;
+                _p++;
+                Enter();
+                var args = new List<Term>();
+                while (Cur.Kind != Tok.RParen)
+                {
+                    args.Add(TermIn());
+                    if (Cur.Kind == Tok.Comma) _p++;
+                    else break;
+                }
+                _depth--;
+                Expect(Tok.RParen);
+                t = new CallTerm(t, args.ToArray()) { Loc = loc };
+            }
+            else break;
+        }
+        return t;
+    }
+
+    private static Term AppendRef(Term t, Term key)
+    {
+        if (t is RefTerm r)
+        {
+            var path = new Term[r.Path.Length + 1];
+            r.Path.CopyTo(path, 0);
+            path[^1] = key;
+            return new RefTerm(r.Head, path) { Loc = r.Loc };
+        }
+        return new RefTerm(t, [key]) { Loc = t.Loc };
+    }
+
+    private Term ArrayOrCompr()
+    {
+        var open = Cur;
+        var loc = L(open);
+        _p++;
+        Enter();
+        try
+        {
+            if (Cur.Kind == Tok.RBrack) { _p++; return new ArrayTerm([]) { Loc = loc }; }
+            int save = _p;
+            try
+            {
+                var head = TermAnd();
+                if (Cur.Kind == Tok.Pipe)
+                {
+                    _p++;
+                    var body = BodyUntil(Tok.RBrack);
+                    Expect(Tok.RBrack);
+                    return new ComprehensionTerm(ComprehensionKind.Array, head, null, body) { Loc = loc };
+                }
+            }
+            catch (RegoParseException) { }
+            _p = save;
+            var items = new List<Term>();
+            while (Cur.Kind != Tok.RBrack)
+            {
+                items.Add(TermIn());
+                if (Cur.Kind == Tok.Comma) _p++;
+                else break;
+            }
+            Expect(Tok.RBrack);
+            return new ArrayTerm(items.ToArray()) { Loc = loc };
+        }
+        finally { _depth--; }
+    }
+
+    private Term ObjectSetOrCompr()
+    {
+        var loc = L(Cur);
+        _p++;
+        Enter();
+        try
+        {
+            if (Cur.Kind == Tok.RBrace) { _p++; return new ObjectTerm([]) { Loc = loc }; }
+            int save = _p;
+            try
+            {
+                var head = TermAnd();
+                if (Cur.Kind == Tok.Pipe)
+                {
+                    _p++;
+                    var body = BodyUntil(Tok.RBrace);
+                    Expect(Tok.RBrace);
+                    return new ComprehensionTerm(ComprehensionKind.Set, head, null, body) { Loc = loc };
+                }
+                if (Cur.Kind == Tok.Colon)
+                {
+                    _p++;
+                    var val = TermAnd();
+                    if (Cur.Kind == Tok.Pipe)
+                    {
+                        _p++;
+                        var body = BodyUntil(Tok.RBrace);
+                        Expect(Tok.RBrace);
+                        return new ComprehensionTerm(ComprehensionKind.Object, head, val, body) { Loc = loc };
+                    }
+                }
+            }
+            catch (RegoParseException) { }
+            _p = save;
+            var first = TermIn();
+            if (Cur.Kind == Tok.Colon)
+            {
+                _p++;
+                var items = new List<(Term, Term)> { (first, TermIn()) };
+                while (Cur.Kind == Tok.Comma)
+                {
+                    _p++;
+                    if (Cur.Kind == Tok.RBrace) break;
+                    var k = TermIn();
+                    Expect(Tok.Colon);
+                    items.Add((k, TermIn()));
+                }
+                Expect(Tok.RBrace);
+                return new ObjectTerm(items.ToArray()) { Loc = loc };
+            }
+            var set = new List<Term> { first };
+            while (Cur.Kind == Tok.Comma)
+            {
+                _p++;
+                if (Cur.Kind == Tok.RBrace) break;
+                set.Add(TermIn());
+            }
+            Expect(Tok.RBrace);
+            return new SetTerm(set.ToArray()) { Loc = loc };
+        }
+        finally { _depth--; }
+    }
+
+    private Term ParseTemplate(Token tok)
+    {
+        var parts = new List<object>();
+        var s = tok.Text;
+        var sb = new StringBuilder();
+        int i = 0;
+        while (i < s.Length)
+        {
+            char c = s[i];
+            if (tok.TemplateRaw && c == '\\' && i + 1 < s.Length && s[i + 1] == '{')
+            {
+                sb.Append('{');
+                i += 2;
+                continue;
+            }
+            if (!tok.TemplateRaw && c == '\\')
+            {
+                // decode one escape using the string reader
+                int j = i;
+                var tmp = s.Substring(j, Math.Min(6, s.Length - j)) + "\"";
+                int k = 0;
+                string decoded = Lexer.ReadQuoted(tmp, ref k, tok.Line, tok.Col, template: true);
+                // ReadQuoted consumed escape plus maybe more chars; take only the escape
+                int escLen = s[j + 1] == 'u' ? 6 : 2;
+                var one = s.Substring(j, escLen) + "\"";
+                k = 0;
+                decoded = Lexer.ReadQuoted(one, ref k, tok.Line, tok.Col, template: true);
+                sb.Append(decoded);
+                i += escLen;
+                continue;
+            }
+            if (c == '{')
+            {
+                int depth = 1;
+                int j = i + 1;
+                while (j < s.Length && depth > 0)
+                {
+                    char d = s[j];
+                    if (d == '"') { j++; while (j < s.Length && s[j] != '"') { if (s[j] == '\\') j++; j++; } }
+                    else if (d == '`') { j++; while (j < s.Length && s[j] != '`') j++; }
+                    else if (d == '{') depth++;
+                    else if (d == '}') { depth--; if (depth == 0) break; }
+                    j++;
+                }
+                if (depth != 0) throw new RegoParseException("unterminated template expression", tok.Line, tok.Col);
+                var inner = s.Substring(i + 1, j - i - 1);
+                if (sb.Length > 0) { parts.Add(sb.ToString()); sb.Clear(); }
+                var sub = new Parser(inner, Lexer.Lex(inner, tok.Line - 1, 0), _file, _maxDepth, _wild);
+                var e = sub.ExprWithMods();
+                if (sub.Cur.Kind != Tok.EOF) throw new RegoParseException("unexpected token in template expression", tok.Line, tok.Col);
+                parts.Add(e);
+                i = j + 1;
+                continue;
+            }
+            sb.Append(c);
+            i++;
+        }
+        if (sb.Length > 0) parts.Add(sb.ToString());
+        return new TemplateTerm(parts.ToArray()) { Loc = L(tok) };
+    }
+}

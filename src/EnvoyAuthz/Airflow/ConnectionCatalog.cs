@@ -1,0 +1,114 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace EnvoyAuthz.Airflow;
+
+/// <summary>The outcome of a connection lookup.</summary>
+/// <param name="Connection">The connection found, or null.</param>
+/// <param name="UnavailableSource">The source that could not be trusted (never loaded or past its max age) before a match was found; the check must be denied <c>dependency_unavailable</c>.</param>
+public readonly record struct ConnectionLookup(AirflowConnection? Connection, string? UnavailableSource);
+
+/// <summary>
+/// All connection sources in Airflow's lookup order (file — a secrets backend —, environment
+/// variables, then the API — the metastore): the first source holding a connection wins. A source
+/// that cannot be trusted and is reached before a match makes the lookup unavailable: an entry
+/// it might hold (or have removed) cannot be vouched for, so the check fails closed.
+/// </summary>
+public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, TimeProvider time, ILogger logger)
+{
+    /// <summary>The sources, in lookup order.</summary>
+    public IReadOnlyList<IConnectionSource> Sources => sources;
+
+    /// <summary>Looks a connection up by id.</summary>
+    public ConnectionLookup FindById(string connId)
+    {
+        var now = time.GetUtcNow();
+        foreach (var s in sources)
+        {
+            if (!s.IsTrusted(now))
+            {
+                AirflowLog.ConnectionsUnavailable(logger, s.Name);
+                return new ConnectionLookup(null, s.Name);
+            }
+            if (s.Current!.Find(connId) is { } c)
+            {
+                return new ConnectionLookup(c, null);
+            }
+        }
+        return default;
+    }
+
+    /// <summary>
+    /// Looks a connection up by request authority (<c>host[:port]</c>) and scheme; a port-less
+    /// authority gets the scheme's default port (80/443). Several equally good matches in one
+    /// source match nothing (the route must name the connection).
+    /// </summary>
+    public ConnectionLookup FindByAuthority(string authority, string scheme)
+    {
+        if (!TrySplitAuthority(authority, scheme, out var host, out var port))
+        {
+            return default;
+        }
+        var now = time.GetUtcNow();
+        foreach (var s in sources)
+        {
+            if (!s.IsTrusted(now))
+            {
+                AirflowLog.ConnectionsUnavailable(logger, s.Name);
+                return new ConnectionLookup(null, s.Name);
+            }
+            var m = s.Current!.FindByAuthority(host, port, scheme);
+            if (m.Ambiguous)
+            {
+                AirflowLog.ConnectionAmbiguous(logger, host);
+                return default;
+            }
+            if (m.Connection is { } c)
+            {
+                return new ConnectionLookup(c, null);
+            }
+        }
+        return default;
+    }
+
+    internal static bool TrySplitAuthority(string authority, string scheme, out string host, out int port)
+    {
+        host = authority.ToLowerInvariant();
+        port = AuthorityEntry.DefaultPort(scheme.ToLowerInvariant()) ?? -1;
+        string? portText = null;
+        if (host.StartsWith('['))
+        {
+            var close = host.IndexOf(']', StringComparison.Ordinal);
+            if (close < 0)
+            {
+                return false;
+            }
+            if (close + 1 < host.Length)
+            {
+                if (host[close + 1] != ':')
+                {
+                    return false;
+                }
+                portText = host[(close + 2)..];
+            }
+            host = host[..(close + 1)];
+        }
+        else
+        {
+            var colon = host.LastIndexOf(':');
+            if (colon >= 0)
+            {
+                portText = host[(colon + 1)..];
+                host = host[..colon];
+            }
+        }
+        if (portText is not null)
+        {
+            if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port > 65535)
+            {
+                return false;
+            }
+        }
+        return host.Length > 0;
+    }
+}

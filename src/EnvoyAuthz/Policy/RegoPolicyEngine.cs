@@ -1,0 +1,149 @@
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Observability;
+using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Rego;
+using Microsoft.Extensions.Logging;
+
+namespace EnvoyAuthz.Policy;
+
+/// <summary>
+/// The embedded Rego engine (the default): policies from a folder or an OPA bundle compiled once
+/// into an immutable <see cref="RegoPolicy"/> shared by all concurrent Checks, evaluated at the
+/// decision path with time and step limits. <see cref="TryReload"/> swaps in a changed policy only
+/// if it loads and compiles; otherwise the last good one keeps serving. Without a configured path,
+/// a built-in policy equivalent to <c>authenticated</c> is used.
+/// </summary>
+public sealed class RegoPolicyEngine : IPolicyEngine
+{
+    /// <summary>The policy used when no <c>Policy:Path</c> is configured: allow iff a token validated.</summary>
+    public const string BuiltInPolicy = """
+        package envoy.authz
+
+        import rego.v1
+
+        default allow := false
+
+        allow if input.identity.subject
+        """;
+
+    private readonly PolicyOptions _options;
+    private readonly string _decisionRef;
+    private readonly AuthzMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly object _reloadGate = new();
+    private volatile Loaded? _current;
+    private string? _lastStamp;
+
+    /// <summary>Loads and compiles the configured policy; throws <see cref="PolicyLoadException"/> if it cannot (fail fast at start).</summary>
+    public RegoPolicyEngine(AuthzOptions options, AuthzMetrics metrics, TimeProvider time, ILogger<RegoPolicyEngine> logger)
+    {
+        _options = options.Policy;
+        _decisionRef = DecisionPaths.ToRef(options.Policy.DecisionPath);
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        if (_options.Path is null)
+        {
+            _current = Compile(PolicyBundle.FromFiles([("builtin/authenticated.rego", System.Text.Encoding.UTF8.GetBytes(BuiltInPolicy))]));
+            return;
+        }
+        _lastStamp = PolicyBundle.Stamp(_options.Path);
+        try
+        {
+            _current = Compile(PolicyBundle.Load(_options.Path));
+            _metrics.PolicyReloads.WithLabels("success").Inc();
+            PolicyLog.PolicyLoaded(_logger, _options.Path, _current.Bundle.Modules.Count, _current.Bundle.Revision);
+        }
+        catch (PolicyLoadException)
+        {
+            _metrics.PolicyReloads.WithLabels("failure").Inc();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => PolicyEngines.Rego;
+
+    /// <inheritdoc />
+    public bool Ready => _current is not null;
+
+    /// <inheritdoc />
+    public bool NeedsInput => true;
+
+    /// <summary>The policy now serving.</summary>
+    public RegoPolicy Policy => _current!.Policy;
+
+    /// <summary>The bundle now serving.</summary>
+    public PolicyBundle Bundle => _current!.Bundle;
+
+    /// <inheritdoc />
+    public ValueTask<PolicyResult> EvaluateAsync(PolicyContext context, CancellationToken cancellationToken)
+    {
+        var loaded = _current!;
+        var result = loaded.Policy.Evaluate(_decisionRef, context.Input, new RegoEvalOptions
+        {
+            CancellationToken = cancellationToken,
+            Timeout = _options.EvaluationTimeout,
+            MaxSteps = _options.MaxEvaluationSteps,
+            TimeProvider = _time,
+        });
+        if (result.Error is { } error)
+        {
+            PolicyLog.EvaluationFailed(_logger, error.Code, error.Message);
+            return ValueTask.FromResult(PolicyResult.Error(ReasonCode.PolicyError, "the policy failed to evaluate"));
+        }
+        return ValueTask.FromResult(PolicyResult.Of(result.IsDefined ? result.Value : null));
+    }
+
+    /// <summary>
+    /// Reloads when the policy's files changed. A policy that fails to load or compile is rejected,
+    /// logged and counted, and the last good one stays. Returns true when a new policy took over.
+    /// </summary>
+    public bool TryReload(bool force = false)
+    {
+        if (_options.Path is null)
+        {
+            return false;
+        }
+        lock (_reloadGate)
+        {
+            var stamp = PolicyBundle.Stamp(_options.Path);
+            if (!force && stamp == _lastStamp)
+            {
+                return false;
+            }
+            _lastStamp = stamp;
+            try
+            {
+                var bundle = PolicyBundle.Load(_options.Path);
+                if (!force && bundle.Fingerprint == _current?.Bundle.Fingerprint)
+                {
+                    return false;
+                }
+                _current = Compile(bundle);
+                _metrics.PolicyReloads.WithLabels("success").Inc();
+                PolicyLog.PolicyLoaded(_logger, _options.Path, bundle.Modules.Count, bundle.Revision);
+                return true;
+            }
+            catch (PolicyLoadException ex)
+            {
+                _metrics.PolicyReloads.WithLabels("failure").Inc();
+                PolicyLog.PolicyRejected(_logger, _options.Path, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
+                return false;
+            }
+        }
+    }
+
+    private static Loaded Compile(PolicyBundle bundle)
+    {
+        var result = RegoCompiler.Compile(bundle.Modules, bundle.Data);
+        if (!result.Success)
+        {
+            throw new PolicyLoadException([.. result.Errors.Select(e => $"{e.File}:{e.Line}:{e.Column}: {e.Code}: {e.Message}")]);
+        }
+        return new Loaded(result.Policy!, bundle);
+    }
+
+    private sealed record Loaded(RegoPolicy Policy, PolicyBundle Bundle);
+}

@@ -1,0 +1,71 @@
+namespace EnvoyAuthz.Rego.Tests.Evaluation;
+
+public sealed class HostileInputTests
+{
+    [Fact]
+    public void InfiniteLoopLikePolicy_StopsAtTimeout()
+    {
+        var p = EvaluatorTests.Compile("package x\n\np := count([1 | numbers.range(1, 1000)[_]; numbers.range(1, 1000)[_]; numbers.range(1, 1000)[_]])\n");
+        var r = p.Evaluate("data.x.p", null, new RegoEvalOptions { Timeout = TimeSpan.FromMilliseconds(200) });
+        Assert.Equal("eval_cancel_error", r.Error?.Code);
+    }
+
+    [Fact]
+    public void Cancellation_StopsEvaluation()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var p = EvaluatorTests.Compile("package x\n\np := count([1 | numbers.range(1, 1000)[_]; numbers.range(1, 1000)[_]])\n");
+        var r = p.Evaluate("data.x.p", null, new RegoEvalOptions { CancellationToken = cts.Token });
+        Assert.Equal("eval_cancel_error", r.Error?.Code);
+    }
+
+    [Fact]
+    public void StepLimit_IsEnforced()
+    {
+        var p = EvaluatorTests.Compile("package x\n\np := count([1 | numbers.range(1, 100000)[_]])\n");
+        var r = p.Evaluate("data.x.p", null, new RegoEvalOptions { MaxSteps = 1000 });
+        Assert.Equal("eval_limit_error", r.Error?.Code);
+    }
+
+    [Fact]
+    public void OutputLimit_IsEnforced()
+    {
+        var p = EvaluatorTests.Compile("package x\n\np := [x | some x in numbers.range(1, 100000)]\n");
+        var r = p.Evaluate("data.x.p", null, new RegoEvalOptions { MaxOutputBytes = 10_000 });
+        Assert.Equal("eval_limit_error", r.Error?.Code);
+    }
+
+    [Fact]
+    public void DeeplyNestedInput_DoesNotCrash()
+    {
+        RegoValue v = RegoValue.From(1);
+        for (int i = 0; i < 100_000; i++) v = RegoArray.From(v);
+        var p = EvaluatorTests.Compile("package x\n\np := input == input\n\nq := json.marshal(input)\n\nr := count([x | walk(input, x)])\n");
+        foreach (var rule in new[] { "p", "q" })
+        {
+            var r = p.Evaluate("data.x." + rule, v);
+            Assert.NotNull(r);
+        }
+        RegoValue shallow = RegoValue.From(1);
+        for (int i = 0; i < 2_000; i++) shallow = RegoArray.From(shallow);
+        Assert.Equal(RegoValue.From(2_001), p.Evaluate("data.x.r", shallow).Value);
+    }
+
+    [Fact]
+    public void LongBody_EvaluatesWithoutStackOverflow()
+    {
+        var body = string.Join("\n", Enumerable.Range(0, 20_000).Select(i => $"  x{i} := {i}"));
+        var p = EvaluatorTests.Compile($"package x\n\np if {{\n{body}\n}}\n");
+        var r = p.Evaluate("data.x.p", null);
+        Assert.True(r.IsDefined || r.Error?.Code == "eval_limit_error", r.Error?.ToString());
+    }
+
+    [Fact]
+    public void HugePolicy_Compiles()
+    {
+        var rules = string.Join("\n", Enumerable.Range(0, 5_000).Select(i => $"r{i} if input.v == {i}"));
+        var p = EvaluatorTests.Compile($"package x\n\n{rules}\n");
+        Assert.True(p.Evaluate("data.x.r4999", RegoJson.Parse("{\"v\":4999}")).IsDefined);
+    }
+}
