@@ -7,7 +7,7 @@ RESULTS := $(CURDIR)/TestResults
 SERVICE := src/EnvoyAuthz/EnvoyAuthz.csproj
 ARGS ?=
 
-.PHONY: help build run token call test test-unit test-integration conformance bench clean
+.PHONY: help build run token call test policy-test conformance bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,11 @@ test: build ## Run every test suite; ends with "N passed, N failed"
 	done; \
 	python3 .ci/test-summary.py $(RESULTS); \
 	exit $$status
+
+policy-test: ## Run the Rego unit tests of every policy folder under envoy/ (envoy-authz policy test)
+	@for d in $$(find envoy -name '*_test.rego' -printf '%h\n' | sort -u); do \
+	  $(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- policy test $$d || exit 1; \
+	done
 
 conformance: ## Run OPA's Rego conformance suite (../shared/rego-conformance or REGO_CONFORMANCE_DIR)
 	$(DOTNET) run --project tests/EnvoyAuthz.Rego.Conformance -c Release

@@ -3,7 +3,7 @@ using EnvoyAuthz.Hosting;
 
 namespace EnvoyAuthz;
 
-/// <summary>Entry point: <c>serve</c> (default), <c>token</c>, <c>call</c>, <c>help</c>.</summary>
+/// <summary>Entry point: <c>serve</c> (default), <c>token</c>, <c>call</c>, <c>policy</c>, <c>check</c>, <c>help</c>.</summary>
 public static class Program
 {
     /// <summary>Runs the verb named by the first argument.</summary>
@@ -18,6 +18,8 @@ public static class Program
                 "serve" => await ServeAsync(rest),
                 "token" => TokenCommand.Run(rest, Console.Out, Console.Error),
                 "call" => await CallCommand.RunAsync(rest, Console.Out, Console.Error),
+                "policy" => PolicyCommand.Run(rest, Console.Out, Console.Error),
+                "check" => await CheckCommand.RunAsync(rest, Console.Out, Console.Error),
                 "help" or "--help" or "-h" => Help(),
                 _ => Unknown(verb),
             };
@@ -61,6 +63,12 @@ public static class Program
                                                             mint a token the dev-mode service trusts
               envoy-authz call [--addr 127.0.0.1:9191] [--token T] [--method GET] [--path /p]
                                [--host H] [--header k=v]... send one Check and print the answer
+              envoy-authz policy test PATH... [--verbose] [--run REGEX]
+                                                            run Rego unit tests (rules named test_*), like opa test
+              envoy-authz policy eval -d PATH [-i input.json] QUERY
+                                                            evaluate a query, like opa eval (JSON output)
+              envoy-authz check --config FILE --request request.json
+                                                            one CheckRequest (protojson) through the pipeline, offline
               envoy-authz help
             configuration: --config FILE (JSON or YAML), then EnvoyAuthz__… environment variables.
             """);

@@ -70,8 +70,8 @@ public sealed class AirflowStage(
 
         taskContext.Resolve(request, identity, b);
 
-        var secretsInBody = rpc.Status == JsonRpcStatus.Calls ||
-            api is { Resource: "connections" or "variables" } && request.Method is "POST" or "PATCH" or "PUT";
+        // Any body sent to Airflow's API may carry secrets (connections, variables, bulk bodies).
+        var secretsInBody = rpc.Status == JsonRpcStatus.Calls || api is not null;
         return new AirflowContext(b.Build(), lookup.Connection?.ConnId)
         {
             JsonRpc = rpc.Calls,

@@ -60,3 +60,13 @@ public sealed class CliArgs
     /// <summary>Every value of a repeatable option.</summary>
     public IReadOnlyList<string> Options(string name) => _options.TryGetValue(name, out var v) ? v : [];
 }
+
+/// <summary>JSON output of the CLI verbs: indented, readable (no escaping of quotes or non-ASCII).</summary>
+internal static class JsonOutput
+{
+    public static readonly System.Text.Json.JsonWriterOptions Options = new()
+    {
+        Indented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+}

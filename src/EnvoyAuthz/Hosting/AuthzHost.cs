@@ -97,6 +97,11 @@ public static class AuthzHost
         {
             options.Dev.Enabled = true;
         }
+        if (configFile is not null && options.Policy.Path is { } policyPath && !Path.IsPathRooted(policyPath))
+        {
+            // Paths in a configuration file are relative to that file.
+            options.Policy.Path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configFile))!, policyPath));
+        }
         if (options.Dev.Enabled && config[$"{AuthzOptions.SectionName}:Server:BindAddress"] is null)
         {
             options.Server.BindAddress = "127.0.0.1"; // dev mode stays on loopback unless told otherwise
