@@ -28,6 +28,28 @@ public sealed class AuthzOptions
 
     /// <summary>Airflow awareness (connections, task context, API awareness).</summary>
     public Airflow.AirflowOptions Airflow { get; set; } = new();
+
+    /// <summary>Circuit breakers around dependencies.</summary>
+    public ResilienceOptions Resilience { get; set; } = new();
+
+    /// <summary>Rate limits per identity and per Airflow connection.</summary>
+    public RateLimitOptions RateLimits { get; set; } = new();
+}
+
+/// <summary>Circuit breakers (Polly) around every dependency: issuers' discovery/JWKS, remote OPA, the Airflow API.</summary>
+public sealed class ResilienceOptions
+{
+    /// <summary>Share of failed calls within <see cref="SamplingDuration"/> that opens a circuit. Default 0.5; range 0.01–1.</summary>
+    public double FailureRatio { get; set; } = 0.5;
+
+    /// <summary>Calls needed within <see cref="SamplingDuration"/> before the ratio counts. Default 4; range 2–1000.</summary>
+    public int MinimumThroughput { get; set; } = 4;
+
+    /// <summary>Window over which failures are counted. Default 30 s; range 0.5 s–10 min.</summary>
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an open circuit fails fast before one trial call (half-open). Default 15 s; range 0.5 s–10 min.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>Listener options.</summary>
@@ -41,6 +63,30 @@ public sealed class ServerOptions
 
     /// <summary>Address both listeners bind to. Default <c>0.0.0.0</c> (all IPv4 interfaces); an IP address or <c>localhost</c>.</summary>
     public string BindAddress { get; set; } = "0.0.0.0";
+
+    /// <summary>Checks answered at once; more wait in a short queue. Default 256; range 1–100000.</summary>
+    public int MaxConcurrentChecks { get; set; } = 256;
+
+    /// <summary>Checks that may wait for a slot; beyond it they are shed at once (503 <c>overloaded</c>). Default 256; range 0–100000.</summary>
+    public int MaxQueuedChecks { get; set; } = 256;
+
+    /// <summary>Longest a Check waits for a slot before it is shed. Default 20 ms; range 0–1 s.</summary>
+    public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Time budget of one Check, so a deny arrives before Envoy's own timeout (default 200 ms) fires; the call's gRPC deadline, when earlier, wins. Default 180 ms; range 10 ms–60 s.</summary>
+    public TimeSpan CheckTimeout { get; set; } = TimeSpan.FromMilliseconds(180);
+
+    /// <summary>An internal fault is answered as <c>deny</c> (503 <c>internal_error</c>, fail closed) or as a gRPC <c>error</c> (Envoy's <c>failure_mode_allow</c> decides). Default <c>deny</c>.</summary>
+    public string FailureMode { get; set; } = FailureModes.Deny;
+}
+
+/// <summary>Values of <see cref="ServerOptions.FailureMode"/>.</summary>
+public static class FailureModes
+{
+    /// <summary>Answer a 503 deny.</summary>
+    public const string Deny = "deny";
+    /// <summary>Answer a gRPC error (UNAVAILABLE).</summary>
+    public const string Error = "error";
 }
 
 /// <summary>Token extraction and validation options.</summary>

@@ -40,6 +40,24 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
             e.Add($"{S}:Server:BindAddress '{o.Server.BindAddress}' is not an IP address or 'localhost'.");
         }
 
+        Range(e, $"{S}:Server:MaxConcurrentChecks", o.Server.MaxConcurrentChecks, 1, 100_000);
+        Range(e, $"{S}:Server:MaxQueuedChecks", o.Server.MaxQueuedChecks, 0, 100_000);
+        Range(e, $"{S}:Server:QueueTimeout", o.Server.QueueTimeout, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Range(e, $"{S}:Server:CheckTimeout", o.Server.CheckTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(60));
+        if (o.Server.FailureMode is not (FailureModes.Deny or FailureModes.Error))
+        {
+            e.Add($"{S}:Server:FailureMode '{o.Server.FailureMode}' must be 'deny' or 'error'.");
+        }
+        var res = o.Resilience;
+        if (res.FailureRatio is < 0.01 or > 1)
+        {
+            e.Add($"{S}:Resilience:FailureRatio is {res.FailureRatio}; it must be between 0.01 and 1.");
+        }
+        Range(e, $"{S}:Resilience:MinimumThroughput", res.MinimumThroughput, 2, 1000);
+        Range(e, $"{S}:Resilience:SamplingDuration", res.SamplingDuration, TimeSpan.FromMilliseconds(500), TimeSpan.FromMinutes(10));
+        Range(e, $"{S}:Resilience:BreakDuration", res.BreakDuration, TimeSpan.FromMilliseconds(500), TimeSpan.FromMinutes(10));
+        RateLimitOptionsValidator.Collect(o.RateLimits, $"{S}:RateLimits", e);
+
         var id = o.Identity;
         if (string.IsNullOrWhiteSpace(id.TokenHeader) || !HeaderName().IsMatch(id.TokenHeader))
         {

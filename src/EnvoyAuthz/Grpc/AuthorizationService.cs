@@ -9,5 +9,5 @@ public sealed class AuthorizationService(CheckPipeline pipeline) : Authorization
 {
     /// <inheritdoc />
     public override Task<CheckResponse> Check(CheckRequest request, ServerCallContext context) =>
-        pipeline.CheckAsync(request, context.CancellationToken);
+        pipeline.CheckAsync(request, context.CancellationToken, context.Deadline);
 }

@@ -166,7 +166,7 @@ public static class AuthzHost
             devKey = DevSigningKey.Generate(options.Dev.KeyFile ?? DevSigningKey.DefaultPath, options.Dev.Issuer, options.Dev.Audience);
         }
         s.AddSingleton(sp => new IssuerRegistry(options, sp.GetRequiredService<IHttpClientFactory>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<AuthzMetrics>(), sp.GetRequiredService<ILoggerFactory>(), devKey));
+            sp.GetRequiredService<AuthzMetrics>(), sp.GetRequiredService<ILoggerFactory>(), devKey, sp.GetRequiredService<Resilience.DependencyGuards>()));
         s.AddSingleton(sp => new ValidatedTokenCache(options.Identity.CacheSize, options.Identity.CacheMaxLifetime,
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AuthzMetrics>()));
         s.TryAddSingleton<IIdentityStage, JwtIdentityStage>();
@@ -183,6 +183,20 @@ public static class AuthzHost
                 s.TryAddSingleton<IPolicyEngine, RegoPolicyEngine>();
                 s.AddHostedService<PolicyReloadService>();
                 break;
+        }
+        s.AddSingleton<Resilience.DependencyGuards>();
+        if (options.RateLimits.Enabled && options.RateLimits.Backend == RateLimitBackends.Redis)
+        {
+            s.TryAddSingleton<RateLimiting.RedisRateLimiter>();
+            s.TryAddSingleton<RateLimiting.IRateLimiter>(sp => sp.GetRequiredService<RateLimiting.RedisRateLimiter>());
+        }
+        else if (options.RateLimits.Enabled)
+        {
+            s.TryAddSingleton<RateLimiting.IRateLimiter, RateLimiting.LocalRateLimiter>();
+        }
+        else
+        {
+            s.TryAddSingleton<RateLimiting.IRateLimiter, RateLimiting.NoRateLimiter>();
         }
         s.AddSingleton<PolicyInputBuilder>();
         s.AddSingleton<CheckResponseFactory>();
@@ -227,6 +241,7 @@ public static class AuthzHost
         var metrics = app.Services.GetRequiredService<AuthzMetrics>();
         app.MapMetrics("/metrics", metrics.Registry);
 
+        app.Services.GetService<RateLimiting.RedisRateLimiter>()?.Warm();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EnvoyAuthz");
         if (options.Dev.Enabled)
         {
@@ -245,11 +260,12 @@ public static class AuthzHost
     }
 }
 
-/// <summary>Fetches every issuer's keys at start, retrying with backoff until each has loaded once.</summary>
-internal sealed class KeyWarmUpService(IssuerRegistry issuers, TimeProvider time) : BackgroundService
+/// <summary>Warms the hot path, then fetches every issuer's keys, retrying with backoff until each has loaded once.</summary>
+internal sealed class KeyWarmUpService(IssuerRegistry issuers, CheckPipeline pipeline, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await pipeline.WarmUpAsync(stoppingToken).ConfigureAwait(false);
         var delay = TimeSpan.FromMilliseconds(250);
         while (!stoppingToken.IsCancellationRequested)
         {

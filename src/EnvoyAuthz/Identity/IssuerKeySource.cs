@@ -33,11 +33,13 @@ public sealed class IssuerKeySource
     private long _lastForcedFetchTicks = long.MinValue;
     private int _backgroundRefreshRunning;
     private volatile bool _lastFetchFailed;
+    private readonly Resilience.DependencyGuard? _guard;
 
     /// <summary>Creates the key source; <paramref name="httpClient"/> is null for static-key issuers.</summary>
     public IssuerKeySource(IssuerOptions issuer, IdentityOptions identity, HttpClient? httpClient, IReadOnlyList<SecurityKey> staticKeys,
-        TimeProvider time, AuthzMetrics metrics, ILogger logger)
+        TimeProvider time, AuthzMetrics metrics, ILogger logger, Resilience.DependencyGuard? guard = null)
     {
+        _guard = guard;
         _issuer = issuer;
         _identity = identity;
         _time = time;
@@ -135,18 +137,27 @@ public sealed class IssuerKeySource
             {
                 Interlocked.Exchange(ref _lastForcedFetchTicks, _time.GetUtcNow().UtcTicks);
             }
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_identity.MetadataTimeout);
             IReadOnlyList<SecurityKey> keys;
             try
             {
-                keys = await RetrieveAsync(timeout.Token).ConfigureAwait(false);
+                if (_guard is not null)
+                {
+                    // Breaker + timeout: while the IdP's circuit is open, fetches fail fast and cached keys serve.
+                    keys = await _guard.ExecuteAsync(ct => new ValueTask<IReadOnlyList<SecurityKey>>(RetrieveAsync(ct)), cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    timeout.CancelAfter(_identity.MetadataTimeout);
+                    keys = await RetrieveAsync(timeout.Token).ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 _lastFetchFailed = true;
                 _metrics.JwksRefreshes.WithLabels(_issuer.Name, "failure").Inc();
-                IdentityLog.KeysFetchFailed(_logger, _issuer.Name, trigger, ex.GetType().Name, Describe(ex));
+                var cause = ex is Resilience.DependencyUnavailableException { InnerException: { } inner } ? inner : ex;
+                IdentityLog.KeysFetchFailed(_logger, _issuer.Name, trigger, cause.GetType().Name, Describe(cause));
                 return null;
             }
             var merged = _staticKeys.Count == 0 ? keys : [.. keys, .. _staticKeys];

@@ -16,7 +16,7 @@ public sealed class IssuerRegistry
 
     /// <summary>Builds a key source per issuer.</summary>
     public IssuerRegistry(AuthzOptions options, IHttpClientFactory httpClients, TimeProvider time, AuthzMetrics metrics,
-        ILoggerFactory loggers, SecurityKey? devKey)
+        ILoggerFactory loggers, SecurityKey? devKey, Resilience.DependencyGuards? guards = null)
     {
         var logger = loggers.CreateLogger("EnvoyAuthz.Identity");
         foreach (var issuer in options.Identity.Issuers)
@@ -28,7 +28,8 @@ public sealed class IssuerRegistry
             }
             var hasRemote = issuer.JwksUrl is not null || issuer.DiscoveryUrl is not null || !OnlyHmac(issuer);
             var client = hasRemote ? httpClients.CreateClient("oidc-metadata") : null;
-            _byIssuer[issuer.Issuer] = new IssuerKeySource(issuer, options.Identity, client, staticKeys, time, metrics, logger);
+            _byIssuer[issuer.Issuer] = new IssuerKeySource(issuer, options.Identity, client, staticKeys, time, metrics, logger,
+                client is null ? null : guards?.For("idp." + issuer.Name, options.Identity.MetadataTimeout));
         }
         if (options.Dev.Enabled && devKey is not null)
         {

@@ -48,6 +48,19 @@ public sealed class AuthzMetrics
         PolicyReloads = f.CreateCounter("envoy_authz_policy_reloads_total", "Policy (re)loads, by result.",
             new CounterConfiguration { LabelNames = ["result"] });
         TokenCacheEntries = f.CreateGauge("envoy_authz_token_cache_entries", "Validated tokens currently cached.");
+        CircuitState = f.CreateGauge("envoy_authz_circuit_state", "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",
+            new GaugeConfiguration { LabelNames = ["dependency"] });
+        DependencyRequests = f.CreateCounter("envoy_authz_dependency_requests_total", "Calls to dependencies, by dependency and result (success, failure, timeout, circuit_open, cancelled).",
+            new CounterConfiguration { LabelNames = ["dependency", "result"] });
+        Shed = f.CreateCounter("envoy_authz_shed_total", "Checks shed under overload, by cause (queue_full, queue_timeout, deadline).",
+            new CounterConfiguration { LabelNames = ["cause"] });
+        RateLimited = f.CreateCounter("envoy_authz_rate_limited_total", "Checks denied by a rate limit, by configured rule.",
+            new CounterConfiguration { LabelNames = ["rule"] });
+        RateLimitFallbacks = f.CreateCounter("envoy_authz_rate_limit_fallbacks_total", "Rate-limit decisions taken locally because the shared (Redis) backend was unavailable.");
+        foreach (var cause in new[] { "queue_full", "queue_timeout", "deadline" })
+        {
+            Shed.WithLabels(cause);
+        }
 
         // Pre-create the fixed series so dashboards see zeros rather than gaps.
         foreach (var reason in ReasonCodes.All)
@@ -81,6 +94,16 @@ public sealed class AuthzMetrics
     public Counter PolicyReloads { get; }
     /// <summary><c>envoy_authz_token_cache_entries</c>.</summary>
     public Gauge TokenCacheEntries { get; }
+    /// <summary><c>envoy_authz_circuit_state{dependency}</c>.</summary>
+    public Gauge CircuitState { get; }
+    /// <summary><c>envoy_authz_dependency_requests_total{dependency,result}</c>.</summary>
+    public Counter DependencyRequests { get; }
+    /// <summary><c>envoy_authz_shed_total{cause}</c>.</summary>
+    public Counter Shed { get; }
+    /// <summary><c>envoy_authz_rate_limited_total{rule}</c>.</summary>
+    public Counter RateLimited { get; }
+    /// <summary><c>envoy_authz_rate_limit_fallbacks_total</c>.</summary>
+    public Counter RateLimitFallbacks { get; }
 
     /// <summary>Records one finished Check.</summary>
     public void RecordCheck(bool allowed, ReasonCode reason, double seconds)

@@ -1,6 +1,10 @@
 using System.Diagnostics;
+using System.Threading.RateLimiting;
 using Envoy.Service.Auth.V3;
 using EnvoyAuthz.Airflow;
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.RateLimiting;
+using EnvoyAuthz.Resilience;
 using EnvoyAuthz.Identity;
 using EnvoyAuthz.Observability;
 using EnvoyAuthz.Policy;
@@ -11,24 +15,67 @@ using Microsoft.Extensions.Logging;
 namespace EnvoyAuthz.Pipeline;
 
 /// <summary>
-/// The orchestrator of one Check, stage by stage: 1 request → 2 identity → 3 airflow → 4 policy →
-/// 5 response. Every path that is not a clear allow is a deny with a reason; stages return results
-/// rather than throw; an unexpected fault is an <c>internal_error</c> deny (503).
+/// The orchestrator of one Check, stage by stage: 1 request → 2 identity → 3 airflow →
+/// rate limits → 4 policy → 5 response. Every path that is not a clear allow is a deny with a
+/// reason; stages return results rather than throw. Around the stages: a concurrency limit with a
+/// short queue (overload is a fast 503 <c>overloaded</c>), a time budget that ends before Envoy's
+/// timeout or the call's deadline (then a 503 <c>overloaded</c> deny), and the configured failure
+/// mode for an unexpected fault (503 <c>internal_error</c> deny, or a gRPC error).
 /// </summary>
 public sealed class CheckPipeline(
     IIdentityStage identityStage,
     IAirflowStage airflowStage,
+    IRateLimiter rateLimiter,
     IPolicyEngine policyEngine,
     PolicyInputBuilder inputBuilder,
     CheckResponseFactory responses,
+    AuthzOptions options,
     AuthzMetrics metrics,
-    ILogger<CheckPipeline> logger)
+    TimeProvider time,
+    ILogger<CheckPipeline> logger) : IDisposable
 {
-    /// <summary>True when keys and policy have loaded (readiness).</summary>
-    public bool Ready => identityStage.KeysLoaded && policyEngine.Ready;
+    private readonly ConcurrencyLimiter _slots = new(new ConcurrencyLimiterOptions
+    {
+        PermitLimit = options.Server.MaxConcurrentChecks,
+        QueueLimit = options.Server.MaxQueuedChecks,
+        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+    });
 
-    /// <summary>Answers one Check. Never throws except for cancellation by the caller.</summary>
-    public async Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken cancellationToken)
+    private volatile bool _warm;
+
+    /// <summary>True when keys and policy have loaded and the hot path has run once (readiness).</summary>
+    public bool Ready => _warm && identityStage.KeysLoaded && policyEngine.Ready;
+
+    /// <summary>
+    /// Runs a few synthetic Checks (no token) through every stage, without metrics or decision
+    /// logs, so the first real Checks do not pay for JIT compilation inside Envoy's timeout.
+    /// </summary>
+    public async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        var http = new AttributeContext.Types.HttpRequest { Method = "GET", Path = "/__envoy_authz_warmup?x=1", Host = "warmup.local", Scheme = "http" };
+        http.Headers[":path"] = http.Path;
+        var check = new CheckRequest { Attributes = new AttributeContext { Request = new AttributeContext.Types.Request { Http = http } } };
+        for (var i = 0; i < 3; i++)
+        {
+            try
+            {
+                var (decision, _, _, _) = await DecideAsync(check, cancellationToken).ConfigureAwait(false);
+                responses.Build(decision, "warmup", null, null);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                break; // a failing warm-up is not fatal: real Checks report their own faults
+            }
+        }
+        _warm = true;
+    }
+
+    /// <summary>
+    /// Answers one Check. <paramref name="callCancelled"/> is the caller going away (nothing is
+    /// answered then); <paramref name="deadline"/> is the call's gRPC deadline, if any. Throws only
+    /// for a cancelled call, or an internal fault when the failure mode is <c>error</c>.
+    /// </summary>
+    public async Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken callCancelled, DateTime? deadline = null)
     {
         var started = Stopwatch.GetTimestamp();
         var decisionId = Guid.CreateVersion7().ToString("N");
@@ -37,21 +84,60 @@ public sealed class CheckPipeline(
         CallerIdentity? identity = null;
         DecisionOutcome decision;
         string? connectionId = null;
+        var budget = options.Server.CheckTimeout;
+        if (deadline is { } d && d != DateTime.MaxValue)
+        {
+            // Leave a margin for the answer to travel back: a tenth of what is left, 10–50 ms.
+            var remaining = d.ToUniversalTime() - time.GetUtcNow().UtcDateTime;
+            var margin = TimeSpan.FromTicks(Math.Clamp(remaining.Ticks / 10, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromMilliseconds(50).Ticks));
+            var left = remaining - margin;
+            budget = left < budget ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : budget;
+        }
+        using var budgetCts = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
+        budgetCts.CancelAfter(budget);
+        var ct = budgetCts.Token;
+        RateLimitLease? slot = null;
         try
         {
-            (decision, request, identity, connectionId) = await DecideAsync(check, cancellationToken).ConfigureAwait(false);
+            slot = await AcquireSlotAsync(ct).ConfigureAwait(false);
+            if (slot is null)
+            {
+                decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "too many checks in flight");
+            }
+            else
+            {
+                (decision, request, identity, connectionId) = await DecideAsync(check, ct).ConfigureAwait(false);
+            }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (callCancelled.IsCancellationRequested)
         {
-            decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "the call's deadline passed");
             metrics.Inflight.Dec();
-            metrics.RecordCheck(false, decision.Reason, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            metrics.RecordCheck(false, ReasonCode.Overloaded, Stopwatch.GetElapsedTime(started).TotalSeconds);
             throw;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Our budget (or the call's deadline) ran out: answer now rather than let Envoy time out.
+            metrics.Shed.WithLabels("deadline").Inc();
+            decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "the check's time budget ran out");
         }
         catch (Exception ex)
         {
-            DecisionLog.CheckFailed(logger, ex, decisionId, "503 internal_error");
+            var error = options.Server.FailureMode == FailureModes.Error;
+            DecisionLog.CheckFailed(logger, ex, decisionId, error ? "gRPC UNAVAILABLE (failure mode error)" : "503 internal_error");
+            if (error)
+            {
+                metrics.Inflight.Dec();
+                metrics.RecordCheck(false, ReasonCode.InternalError, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                throw new global::Grpc.Core.RpcException(new global::Grpc.Core.Status(global::Grpc.Core.StatusCode.Unavailable,
+                    $"envoy-authz internal error (decision {decisionId})"));
+            }
             decision = DecisionOutcome.Deny(ReasonCode.InternalError);
+        }
+        finally
+        {
+            slot?.Dispose();
+            slot = null;
         }
 
         CheckResponse response;
@@ -78,6 +164,40 @@ public sealed class CheckPipeline(
         return response;
     }
 
+    /// <summary>A slot to run in, or null when shed (queue full, or no slot within the queue timeout).</summary>
+    private async ValueTask<RateLimitLease?> AcquireSlotAsync(CancellationToken ct)
+    {
+        var lease = _slots.AttemptAcquire();
+        if (lease.IsAcquired)
+        {
+            return lease;
+        }
+        lease.Dispose();
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        wait.CancelAfter(options.Server.QueueTimeout);
+        try
+        {
+            lease = await _slots.AcquireAsync(1, wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            metrics.Shed.WithLabels("queue_timeout").Inc();
+            ResilienceLog.Shed(logger, options.Server.MaxConcurrentChecks);
+            return null;
+        }
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            metrics.Shed.WithLabels("queue_full").Inc();
+            ResilienceLog.Shed(logger, options.Server.MaxConcurrentChecks);
+            return null;
+        }
+        return lease;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _slots.Dispose();
+
     private async Task<(DecisionOutcome, AuthzRequest?, CallerIdentity?, string?)> DecideAsync(CheckRequest check, CancellationToken ct)
     {
         // 1 request
@@ -103,6 +223,18 @@ public sealed class CheckPipeline(
         t = Stopwatch.GetTimestamp();
         var airflow = await airflowStage.ResolveAsync(request, identity, ct).ConfigureAwait(false);
         Observe(AuthzMetrics.Stages.Airflow, t);
+
+        // rate limits (per identity, per connection)
+        var limit = await rateLimiter.AcquireAsync(request, identity, airflow.ConnectionId, ct).ConfigureAwait(false);
+        if (!limit.Allowed)
+        {
+            return (new DecisionOutcome
+            {
+                Allowed = false,
+                Reason = ReasonCode.RateLimited,
+                Headers = [.. limit.Headers()],
+            }, request, identity, null);
+        }
 
         // 4 policy
         t = Stopwatch.GetTimestamp();
@@ -132,6 +264,20 @@ public sealed class CheckPipeline(
             }
         }
         Observe(AuthzMetrics.Stages.Policy, t);
+        if (decision.Allowed && limit.Rule is not null)
+        {
+            decision = new DecisionOutcome
+            {
+                Allowed = true,
+                Reason = ReasonCode.Allowed,
+                Headers = decision.Headers,
+                ResponseHeadersToAdd = [.. decision.ResponseHeadersToAdd, .. limit.Headers()],
+                RequestHeadersToRemove = decision.RequestHeadersToRemove,
+                QueryParametersToSet = decision.QueryParametersToSet,
+                QueryParametersToRemove = decision.QueryParametersToRemove,
+                DynamicMetadata = decision.DynamicMetadata,
+            };
+        }
         return (decision, request, identity, decision.Allowed ? airflow.ConnectionId : null);
     }
 

@@ -19,15 +19,15 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
 {
     private readonly HttpClient _http;
     private readonly Uri _endpoint;
-    private readonly TimeSpan _timeout;
     private readonly ILogger _logger;
+    private readonly Resilience.DependencyGuard _guard;
 
     /// <summary>Creates the engine.</summary>
-    public RemoteOpaPolicyEngine(AuthzOptions options, IHttpClientFactory clients, ILogger<RemoteOpaPolicyEngine> logger)
+    public RemoteOpaPolicyEngine(AuthzOptions options, IHttpClientFactory clients, Resilience.DependencyGuards guards, ILogger<RemoteOpaPolicyEngine> logger)
     {
+        _guard = guards.For("remote-opa", options.Policy.RemoteOpa.Timeout);
         _http = clients.CreateClient("remote-opa");
         _endpoint = new Uri(options.Policy.RemoteOpa.Url!.TrimEnd('/') + "/v1/data/" + DecisionPaths.ToSlashPath(options.Policy.DecisionPath));
-        _timeout = options.Policy.RemoteOpa.Timeout;
         _logger = logger;
     }
 
@@ -51,20 +51,25 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
             (context.Input ?? (RegoValue)RegoValue.Null).WriteJson(w);
             w.WriteEndObject();
         }
-        using var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_timeout);
         try
         {
-            using var response = await _http.PostAsync(_endpoint, content, timeout.Token).ConfigureAwait(false);
-            var body = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
-            if (!response.IsSuccessStatusCode)
+            var (status, body) = await _guard.ExecuteAsync(async ct =>
             {
-                PolicyLog.RemoteOpaFailed(_logger, "HttpStatus", $"OPA answered {(int)response.StatusCode}");
-                return response.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout
-                    ? PolicyResult.Error(ReasonCode.DependencyUnavailable, "the policy service is unavailable")
-                    : PolicyResult.Error(ReasonCode.PolicyError, "the policy service reported an error");
+                using var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
+                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                using var response = await _http.PostAsync(_endpoint, content, ct).ConfigureAwait(false);
+                var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+                if (response.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout)
+                {
+                    // OPA (or what fronts it) is unavailable: a failure for the breaker.
+                    throw new HttpRequestException($"OPA answered {(int)response.StatusCode}", null, response.StatusCode);
+                }
+                return (response.StatusCode, bytes);
+            }, cancellationToken).ConfigureAwait(false);
+            if ((int)status is < 200 or > 299)
+            {
+                PolicyLog.RemoteOpaFailed(_logger, "HttpStatus", $"OPA answered {(int)status}");
+                return PolicyResult.Error(ReasonCode.PolicyError, "the policy service reported an error");
             }
             if (RegoJson.Parse(body) is not RegoObject doc)
             {
@@ -72,15 +77,15 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
             }
             return PolicyResult.Of(doc.TryGetValue("result", out var result) ? result : null);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (Resilience.DependencyUnavailableException ex)
         {
-            PolicyLog.RemoteOpaFailed(_logger, "Timeout", $"no answer within {_timeout.TotalMilliseconds} ms");
-            return PolicyResult.Error(ReasonCode.DependencyUnavailable, "the policy service timed out");
-        }
-        catch (HttpRequestException ex)
-        {
-            PolicyLog.RemoteOpaFailed(_logger, ex.GetType().Name, ex.Message);
-            return PolicyResult.Error(ReasonCode.DependencyUnavailable, "the policy service is unreachable");
+            PolicyLog.RemoteOpaFailed(_logger, ex.Kind, ex.InnerException?.Message ?? ex.Message);
+            return PolicyResult.Error(ReasonCode.DependencyUnavailable, ex.Kind switch
+            {
+                "timeout" => "the policy service timed out",
+                "circuit_open" => "the policy service is unavailable (circuit open)",
+                _ => "the policy service is unreachable",
+            });
         }
         catch (JsonException)
         {

@@ -100,7 +100,7 @@ public sealed class RemoteOpaTests(OidcProviderFixture idp) : IClassFixture<Oidc
     [Fact]
     public async Task OpaTooSlow_DeniesDependencyUnavailable()
     {
-        await using var host = await HostAsync("envoy/authz/slow", timeout: "00:00:00.2");
+        await using var host = await HostAsync("envoy/authz/slow", timeout: "00:00:00.1");
         var denied = await host.CheckAsync(await RequestAsync("admins"));
         Assert.Equal(503, (int)denied.DeniedResponse.Status.Code);
         Assert.Equal("dependency_unavailable", Reason(denied));

@@ -54,9 +54,13 @@ public sealed class AuthzServiceHost : IAsyncDisposable
             new("EnvoyAuthz:Server:GrpcPort", grpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("EnvoyAuthz:Server:HttpPort", httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("EnvoyAuthz:Server:BindAddress", "127.0.0.1"),
+            // A shared 2-core CI machine: a generous budget unless a test sets its own.
+            new("EnvoyAuthz:Server:CheckTimeout", "00:00:10"),
         };
         all.AddRange(settings);
-        var (options, configuration) = AuthzHost.LoadConfiguration(null, dev, all);
+        // Later settings override earlier ones (test defaults first).
+        var merged = all.GroupBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(g => g.Last()).ToList();
+        var (options, configuration) = AuthzHost.LoadConfiguration(null, dev, merged);
         var logs = new LogCapture();
         var app = AuthzHost.Build(options, configuration, configureServices, logging =>
         {
