@@ -62,7 +62,9 @@ public static class Program
               envoy-authz token [--sub S] [--groups a,b] [--scopes 'x y'] [--ttl 1h] [--key FILE]
                                                             mint a token the dev-mode service trusts
               envoy-authz call [--addr 127.0.0.1:9191] [--token T] [--method GET] [--path /p]
-                               [--host H] [--header k=v]... send one Check and print the answer
+                               [--host H] [--header k=v]... [--write-frame FILE]
+                                                            send one Check and print the answer (or write
+                                                            it as a gRPC frame for load generators)
               envoy-authz policy test PATH... [--verbose] [--run REGEX]
                                                             run Rego unit tests (rules named test_*), like opa test
               envoy-authz policy eval -d PATH [-i input.json] QUERY

@@ -9,7 +9,7 @@ public static class CallCommand
     /// <summary>Runs the verb.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var cli = CliArgs.Parse(args, flags: [], options: ["--addr", "--token", "--method", "--path", "--host", "--header"]);
+        var cli = CliArgs.Parse(args, flags: [], options: ["--addr", "--token", "--method", "--path", "--host", "--header", "--write-frame"]);
         var addr = cli.Option("--addr") ?? "127.0.0.1:9191";
         var http = new AttributeContext.Types.HttpRequest
         {
@@ -37,6 +37,17 @@ public static class CallCommand
             http.Headers[h[..eq].Trim().ToLowerInvariant()] = h[(eq + 1)..];
         }
         var request = new CheckRequest { Attributes = new AttributeContext { Request = new AttributeContext.Types.Request { Http = http } } };
+        if (cli.Option("--write-frame") is { } framePath)
+        {
+            // A gRPC length-prefixed message (flag 0, 4-byte big-endian length, protobuf), for load generators such as h2load.
+            var payload = Google.Protobuf.MessageExtensions.ToByteArray(request);
+            var frame = new byte[5 + payload.Length];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), payload.Length);
+            payload.CopyTo(frame, 5);
+            await File.WriteAllBytesAsync(framePath, frame);
+            stdout.WriteLine($"wrote {frame.Length} bytes to {framePath}");
+            return 0;
+        }
         using var channel = GrpcChannel.ForAddress("http://" + addr);
         var client = new Authorization.AuthorizationClient(channel);
         CheckResponse response;
