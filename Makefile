@@ -42,8 +42,8 @@ policy-test: ## Run the Rego unit tests of every policy folder under envoy/ (env
 conformance: ## Run OPA's Rego conformance suite (../shared/rego-conformance or REGO_CONFORMANCE_DIR)
 	$(DOTNET) run --project tests/EnvoyAuthz.Rego.Conformance -c Release
 
-bench: ## Run the BenchmarkDotNet benchmarks (ARGS="--filter *Check*")
-	$(DOTNET) run --project tests/EnvoyAuthz.Benchmarks -c Release -- $(ARGS)
+bench: ## Run the BenchmarkDotNet benchmarks in process (ARGS="--filter *Check* --job short")
+	$(DOTNET) run --project tests/EnvoyAuthz.Benchmarks -c Release -- --inProcess $(ARGS)
 
 clean: ## Remove build outputs and test results
 	$(DOTNET) clean EnvoyAuthz.sln >/dev/null
