@@ -235,6 +235,10 @@ public static class AuthzHost
         app.UseRouting();
         app.MapGrpcService<AuthorizationService>();
         app.MapGrpcHealthChecksService();
+        app.Map(Http.HttpAuthorizationEndpoint.Prefix + "/{**path}", (HttpContext ctx, CheckPipeline pipeline) =>
+            Http.HttpAuthorizationEndpoint.HandleAsync(ctx, pipeline, options));
+        app.Map(Http.HttpAuthorizationEndpoint.Prefix, (HttpContext ctx, CheckPipeline pipeline) =>
+            Http.HttpAuthorizationEndpoint.HandleAsync(ctx, pipeline, options));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", (CheckPipeline pipeline) =>
             pipeline.Ready ? Results.Text("ready\n") : Results.Text("not ready: signing keys or policy not loaded\n", statusCode: 503));

@@ -1,0 +1,150 @@
+using System.Net;
+using Envoy.Service.Auth.V3;
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Pipeline;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
+
+namespace EnvoyAuthz.Http;
+
+/// <summary>
+/// HTTP-mode authorization on the HTTP listener, <c>/authz/…</c>, for proxies that ask over plain
+/// HTTP: Envoy's HTTP ext_authz (the original method and path are appended to the prefix), nginx
+/// <c>auth_request</c> (<c>X-Original-URI</c>, <c>X-Original-Method</c>) and Traefik
+/// <c>ForwardAuth</c> (<c>X-Forwarded-Method</c>, <c>-Uri</c>, <c>-Host</c>, <c>-Proto</c>). The
+/// request becomes a CheckRequest and goes through the same pipeline as gRPC Checks. Allow: 200 with
+/// the identity headers as response headers (and, for Envoy, <c>x-envoy-auth-headers-to-remove</c>);
+/// deny: the deny's status, headers and JSON body. (nginx passes only 401 and 403 on; it turns
+/// other statuses into 500 — still a deny.)
+/// </summary>
+public static class HttpAuthorizationEndpoint
+{
+    /// <summary>The route prefix.</summary>
+    public const string Prefix = "/authz";
+
+    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+    };
+
+    /// <summary>Handles one authorization request.</summary>
+    public static async Task HandleAsync(HttpContext ctx, CheckPipeline pipeline, AuthzOptions options)
+    {
+        var check = await ToCheckRequestAsync(ctx, options).ConfigureAwait(false);
+        var response = await pipeline.CheckAsync(check, ctx.RequestAborted).ConfigureAwait(false);
+        if (response.Status.Code == 0)
+        {
+            ctx.Response.StatusCode = StatusCodes.Status200OK;
+            foreach (var h in response.OkResponse.Headers)
+            {
+                ctx.Response.Headers[h.Header.Key] = h.Header.Value;
+            }
+            if (response.OkResponse.HeadersToRemove.Count > 0)
+            {
+                ctx.Response.Headers["x-envoy-auth-headers-to-remove"] = string.Join(", ", response.OkResponse.HeadersToRemove);
+            }
+            return;
+        }
+        var denied = response.DeniedResponse;
+        ctx.Response.StatusCode = (int)denied.Status.Code is >= 200 and <= 599 and not 200 ? (int)denied.Status.Code : StatusCodes.Status403Forbidden;
+        foreach (var h in denied.Headers)
+        {
+            ctx.Response.Headers[h.Header.Key] = h.Header.Value;
+        }
+        await ctx.Response.WriteAsync(denied.Body, ctx.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Builds the CheckRequest Envoy would have sent for the original request.</summary>
+    internal static async Task<CheckRequest> ToCheckRequestAsync(HttpContext ctx, AuthzOptions options)
+    {
+        var req = ctx.Request;
+        string First(params string[] names)
+        {
+            foreach (var n in names)
+            {
+                if (req.Headers.TryGetValue(n, out var v) && !StringValues.IsNullOrEmpty(v))
+                {
+                    return v.ToString();
+                }
+            }
+            return "";
+        }
+
+        var forwardedUri = First("x-original-uri", "x-forwarded-uri");
+        string method, path;
+        if (forwardedUri.Length > 0)
+        {
+            // nginx auth_request / Traefik ForwardAuth: the original request is described in headers.
+            method = First("x-original-method", "x-forwarded-method") is { Length: > 0 } m ? m : "GET";
+            path = forwardedUri;
+        }
+        else
+        {
+            // Envoy HTTP ext_authz: the original method, and the original path after the prefix.
+            method = req.Method;
+            var rest = req.Path.Value ?? "/";
+            rest = rest.StartsWith(Prefix, StringComparison.Ordinal) ? rest[Prefix.Length..] : rest;
+            path = (rest.Length == 0 ? "/" : rest) + req.QueryString.Value;
+        }
+        var host = First("x-forwarded-host", "x-original-host") is { Length: > 0 } fh ? fh : req.Host.Value ?? "";
+        var scheme = First("x-forwarded-proto", "x-original-proto") is { Length: > 0 } fp ? fp : req.Scheme;
+
+        var http = new AttributeContext.Types.HttpRequest
+        {
+            Id = ctx.TraceIdentifier,
+            Method = method.ToUpperInvariant(),
+            Path = path,
+            Host = host,
+            Scheme = scheme,
+            Protocol = req.Protocol,
+        };
+        foreach (var (name, values) in req.Headers)
+        {
+            if (!HopByHop.Contains(name))
+            {
+                http.Headers[name.ToLowerInvariant()] = values.ToString();
+            }
+        }
+        http.Headers[":method"] = http.Method;
+        http.Headers[":path"] = path;
+        http.Headers[":authority"] = host;
+
+        if (req.ContentLength is > 0 || req.Headers.ContainsKey("transfer-encoding"))
+        {
+            var max = options.Policy.MaxParsedBodyBytes;
+            var buffer = new byte[Math.Min(max, (int)Math.Min(req.ContentLength ?? max, max))];
+            var read = 0;
+            while (read < buffer.Length)
+            {
+                var n = await req.Body.ReadAsync(buffer.AsMemory(read), ctx.RequestAborted).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    break;
+                }
+                read += n;
+            }
+            http.RawBody = Google.Protobuf.ByteString.CopyFrom(buffer, 0, read);
+            http.Size = req.ContentLength ?? read;
+        }
+
+        var peer = First("x-forwarded-for", "x-real-ip").Split(',')[0].Trim();
+        if (peer.Length == 0 || !IPAddress.TryParse(peer, out _))
+        {
+            peer = ctx.Connection.RemoteIpAddress?.ToString() ?? "";
+        }
+        return new CheckRequest
+        {
+            Attributes = new AttributeContext
+            {
+                Request = new AttributeContext.Types.Request { Http = http },
+                Source = new AttributeContext.Types.Peer
+                {
+                    Address = new Envoy.Config.Core.V3.Address
+                    {
+                        SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = peer, PortValue = (uint)Math.Max(0, ctx.Connection.RemotePort) },
+                    },
+                },
+            },
+        };
+    }
+}
