@@ -33,6 +33,7 @@ public sealed class AuthzMetrics
     public AuthzMetrics(CollectorRegistry registry)
     {
         Registry = registry;
+        DotNetStats.Register(registry); // process_* and dotnet_* (memory, CPU, GC, threads) for the same scrape
         var f = Prometheus.Metrics.WithCustomRegistry(registry);
         Checks = f.CreateCounter("envoy_authz_checks_total", "Check decisions, by decision and reason code.",
             new CounterConfiguration { LabelNames = ["decision", "reason"] });
