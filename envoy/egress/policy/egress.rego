@@ -1,0 +1,77 @@
+# Egress policy: an Airflow task's outbound call through its Envoy sidecar. EnvoyAuthz fills
+# input.airflow.connection (the Airflow connection the call is for: conn_id, conn_type, host, port,
+# schema, login, description, non-secret extra) and the task context (dag_id, task_id, run_id,
+# try_number, map_index). Decision at data.envoy.authz.allow (object form).
+#
+#   a task may use a connection only if its DAG is allowed for it (data.airflow.egress.grants)
+#   methods and path prefixes are limited per connection type (data.airflow.egress.conn_types),
+#   and may be narrowed per connection
+#   an unknown connection is denied with reason unknown_connection
+package envoy.authz
+
+import rego.v1
+
+default allow := {"allowed": false, "reason": "policy_denied"}
+
+allow := {"allowed": true, "headers": {"x-airflow-dag-id": input.airflow.dag_id}} if {
+	input.airflow.connection
+	count(denials) == 0
+}
+
+allow := {"allowed": false, "reason": "unknown_connection", "http_status": 403, "body": "unknown Airflow connection"} if {
+	not input.airflow.connection
+}
+
+allow := {"allowed": false, "reason": "policy_denied", "http_status": 403, "body": concat("; ", sort(denials))} if {
+	input.airflow.connection
+	count(denials) > 0
+}
+
+cfg := data.airflow.egress
+
+conn := input.airflow.connection
+
+grant := cfg.grants[conn.conn_id]
+
+type_rules := cfg.conn_types[conn.conn_type]
+
+http_method := input.attributes.request.http.method
+
+path := concat("/", array.concat([""], input.parsed_path))
+
+denials contains "no task context (dag_id)" if {
+	input.airflow.connection
+	not input.airflow.dag_id
+}
+
+denials contains sprintf("connection %s is not granted to any DAG", [conn.conn_id]) if {
+	input.airflow.connection
+	not cfg.grants[conn.conn_id]
+}
+
+denials contains sprintf("DAG %s may not use connection %s", [input.airflow.dag_id, conn.conn_id]) if {
+	grant
+	input.airflow.dag_id
+	not input.airflow.dag_id in grant.dags
+}
+
+denials contains sprintf("method %s is not allowed on %s connections", [http_method, conn.conn_type]) if {
+	input.airflow.connection
+	not http_method in object.get(grant, "methods", object.get(type_rules, "methods", []))
+}
+
+denials contains sprintf("path %s is outside what connection %s may reach", [path, conn.conn_id]) if {
+	input.airflow.connection
+	prefixes := object.get(grant, "paths", object.get(type_rules, "paths", ["/"]))
+	not path_allowed(prefixes)
+}
+
+denials contains "task identity does not match the connection's grant" if {
+	grant.subjects
+	not input.identity.subject in grant.subjects
+}
+
+path_allowed(prefixes) if {
+	some prefix in prefixes
+	startswith(path, prefix)
+}
