@@ -3,16 +3,18 @@
 # carry a valid token, the process's RSS sampled every 10 s. Ends with a summary: requests, rate,
 # RSS first/median/max/last, and the service's own decision counters (h2load counts a gRPC error
 # as a success, so correctness comes from /metrics: every Check must be an allow).
-#   DURATION=600 CONNS=4 STREAMS=8 bash tests/load/soak.sh
+#   DURATION=600 CONNS=4 STREAMS=8 [RPS=250] bash tests/load/soak.sh   (RPS: per connection; unset = as fast as possible)
 # Needs h2load (Debian nghttp2-client). Binds 127.0.0.1 only; stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-600}
 CONNS=${CONNS:-4}
 STREAMS=${STREAMS:-8}
+RPS=${RPS:-}
 GRPC_PORT=${GRPC_PORT:-19191}
 HTTP_PORT=${HTTP_PORT:-19192}
 OUT=${OUT:-$(mktemp -d /tmp/envoy-authz-soak.XXXXXX)}
+mkdir -p "$OUT"
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 2; }
 
 dotnet build src/EnvoyAuthz -c Release -v q -nologo >/dev/null
@@ -34,7 +36,7 @@ $BIN call --token "$TOKEN" --path /api/v1/dags --host airflow.example.com --writ
 ( while kill -0 $PID 2>/dev/null; do echo "$(date +%s) $(ps -o rss= -p $PID | tr -d ' ')"; sleep 10; done ) >"$OUT/rss.txt" &
 SAMPLER=$!
 
-h2load -D "$DURATION" -c "$CONNS" -m "$STREAMS" -t 1 -d "$OUT/check.bin" \
+h2load -D "$DURATION" -c "$CONNS" -m "$STREAMS" -t 1 ${RPS:+--rps "$RPS"} -d "$OUT/check.bin" \
   -H 'content-type: application/grpc' -H 'te: trailers' \
   "http://127.0.0.1:$GRPC_PORT/envoy.service.auth.v3.Authorization/Check" >"$OUT/h2load.txt" 2>&1 || true
 kill $SAMPLER 2>/dev/null || true
