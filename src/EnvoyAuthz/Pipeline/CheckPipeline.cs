@@ -159,8 +159,8 @@ public sealed class CheckPipeline(
         metrics.RecordCheck(decision.Allowed, decision.Reason, elapsed.TotalSeconds);
         DecisionLog.Decision(logger, decisionId, decision.Allowed ? "allow" : "deny", decision.Reason.ToWire(),
             decision.Allowed ? 200 : decision.HttpStatus ?? decision.Reason.DefaultHttpStatus(),
-            identity?.Subject, identity?.Issuer, request?.Method ?? "-", request?.Host ?? "-",
-            request?.PathOnly ?? "-", elapsed.TotalMilliseconds);
+            LogSafe(identity?.Subject), identity?.Issuer, LogSafe(request?.Method) ?? "-", LogSafe(request?.Host) ?? "-",
+            LogSafe(request?.PathOnly) ?? "-", elapsed.TotalMilliseconds);
         return response;
     }
 
@@ -279,6 +279,29 @@ public sealed class CheckPipeline(
             };
         }
         return (decision, request, identity, decision.Allowed ? airflow.ConnectionId : null);
+    }
+
+    /// <summary>Request-derived text in a log line: control characters escaped (no forged lines), length bounded.</summary>
+    internal static string? LogSafe(string? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+        if (value.Length > 512)
+        {
+            value = value[..512] + "…";
+        }
+        if (!value.AsSpan().ContainsAnyInRange('\0', '\x1f') && !value.Contains('\x7f'))
+        {
+            return value;
+        }
+        var sb = new System.Text.StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            sb.Append(c < 0x20 || c == 0x7f ? $"\\x{(int)c:x2}" : c.ToString());
+        }
+        return sb.ToString();
     }
 
     private void Observe(string stage, long started) =>

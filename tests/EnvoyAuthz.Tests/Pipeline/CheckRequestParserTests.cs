@@ -79,3 +79,15 @@ public class CheckRequestParserTests
         Assert.Equal("v1", parsed.Header("x-raw"));
     }
 }
+
+public class LogSafeTests
+{
+    [Theory]
+    [InlineData("/api/v1/dags", "/api/v1/dags")]
+    [InlineData("/x\r\nINFO forged line", "/x\\x0d\\x0aINFO forged line")]
+    [InlineData("a\0b", "a\\x00b")]
+    public void LogSafe_EscapesControlCharacters(string input, string expected) => Assert.Equal(expected, CheckPipeline.LogSafe(input));
+
+    [Fact]
+    public void LogSafe_BoundsLength() => Assert.Equal(513, CheckPipeline.LogSafe(new string('a', 10_000))!.Length);
+}
