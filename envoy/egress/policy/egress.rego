@@ -66,6 +66,17 @@ denials contains sprintf("path %s is outside what connection %s may reach", [pat
 	not path_allowed(prefixes)
 }
 
+# The route names the connection (context extension or header), so the call must go to that
+# connection's host: a task cannot borrow an allowed connection to reach another host.
+denials contains sprintf("host %s is not the host of connection %s", [request_host, conn.conn_id]) if {
+	conn.host
+	request_host != connection_host
+}
+
+request_host := lower(split(input.attributes.request.http.host, ":")[0])
+
+connection_host := lower(split(trim_prefix(trim_prefix(conn.host, "https://"), "http://"), ":")[0])
+
 denials contains "task identity does not match the connection's grant" if {
 	grant.subjects
 	not input.identity.subject in grant.subjects

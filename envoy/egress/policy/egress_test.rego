@@ -6,7 +6,7 @@ import data.envoy.authz
 
 call(conn, dag, method, path) := {
 	"airflow": object.union({"connection": conn}, {"dag_id": dag, "task_id": "t1", "run_id": "r1", "try_number": 1}),
-	"attributes": {"request": {"http": {"method": method, "path": path}}},
+	"attributes": {"request": {"http": {"method": method, "path": path, "host": object.get(conn, "host", "x")}}},
 	"parsed_path": split(trim_prefix(path, "/"), "/"),
 }
 
@@ -56,4 +56,17 @@ test_missing_task_context_denied if {
 test_identity_bound_grant if {
 	not authz.allow.allowed with input as call(partner, "report_daily", "GET", "/x")
 	authz.allow.allowed with input as object.union(call(partner, "report_daily", "GET", "/x"), {"identity": {"subject": "svc-report-writer"}})
+}
+
+test_connection_host_must_match_the_request if {
+	other_host := json.patch(call(http_default, "etl_daily", "GET", "/v1/items"), [{"op": "replace", "path": "/attributes/request/http/host", "value": "evil.example.com"}])
+	decision := authz.allow with input as other_host
+	decision.allowed == false
+	contains(decision.body, "not the host of connection http_default")
+}
+
+test_connection_host_with_scheme_and_port if {
+	with_scheme := object.union(http_default, {"host": "https://API.partner.example.com"})
+	request := json.patch(call(with_scheme, "etl_daily", "GET", "/v1/items"), [{"op": "replace", "path": "/attributes/request/http/host", "value": "api.partner.example.com:443"}])
+	authz.allow.allowed with input as request
 }

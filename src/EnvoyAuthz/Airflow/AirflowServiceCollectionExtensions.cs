@@ -43,7 +43,7 @@ public static class AirflowServiceCollectionExtensions
         if (c.Api.BaseUrl is not null)
         {
             services.AddHttpClient(HttpClientName, h => h.Timeout = c.Api.RequestTimeout + TimeSpan.FromSeconds(5));
-            services.TryAddSingleton(sp => new ApiConnectionSource(c.Api, sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpClientName),
+            services.TryAddSingleton(sp => new ApiConnectionSource(c.Api, () => sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpClientName),
                 sp.GetRequiredService<SensitiveKeys>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AirflowMetrics>(),
                 Logger<ApiConnectionSource>(sp)));
         }

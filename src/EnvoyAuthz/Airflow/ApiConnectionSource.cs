@@ -29,7 +29,7 @@ public sealed class ApiConnectionSource : IConnectionSource
     private static readonly TimeSpan TokenRenewMargin = TimeSpan.FromSeconds(30);
 
     private readonly AirflowApiOptions _options;
-    private readonly HttpClient _http;
+    private readonly Func<HttpClient> _http;
     private readonly SensitiveKeys _sensitive;
     private readonly TimeProvider _time;
     private readonly AirflowMetrics? _metrics;
@@ -42,8 +42,14 @@ public sealed class ApiConnectionSource : IConnectionSource
     private bool _failing;
     private bool _staleLogged;
 
-    /// <summary>Creates the source; nothing is fetched until <see cref="RefreshAsync"/> or <see cref="RunAsync"/>.</summary>
+    /// <summary>Creates the source over one <see cref="HttpClient"/>; nothing is fetched until <see cref="RefreshAsync"/> or <see cref="RunAsync"/>.</summary>
     public ApiConnectionSource(AirflowApiOptions options, HttpClient http, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger)
+        : this(options, () => http, sensitive, time, metrics, logger)
+    {
+    }
+
+    /// <summary>Creates the source; <paramref name="http"/> is asked for a client per request (<see cref="IHttpClientFactory"/>, so handlers rotate).</summary>
+    public ApiConnectionSource(AirflowApiOptions options, Func<HttpClient> http, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger)
     {
         _options = options;
         _http = http;
@@ -125,6 +131,11 @@ public sealed class ApiConnectionSource : IConnectionSource
             catch (JsonException)
             {
                 problem = "the answer is not valid JSON";
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Never let a refresh fault stop the loop (or the host): log the type only, never a message that could quote data.
+                problem = $"unexpected {ex.GetType().Name}";
             }
             _failing = true;
             _metrics?.Refreshed(Name, false);
@@ -211,7 +222,7 @@ public sealed class ApiConnectionSource : IConnectionSource
             await AuthenticateAsync(request, ct).ConfigureAwait(false);
             using var timeout = new CancellationTokenSource(_options.RequestTimeout, _time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+            using var response = await _http().SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.Unauthorized && _options.Version == "v2" && attempt == 0)
             {
                 AirflowLog.ApiUnauthorized(_logger);
@@ -257,7 +268,7 @@ public sealed class ApiConnectionSource : IConnectionSource
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         using var timeout = new CancellationTokenSource(_options.RequestTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+        using var response = await _http().SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             throw new ApiProblemException($"HTTP {(int)response.StatusCode} from POST /auth/token");

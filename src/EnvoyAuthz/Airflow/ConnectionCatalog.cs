@@ -19,6 +19,9 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
     /// <summary>The sources, in lookup order.</summary>
     public IReadOnlyList<IConnectionSource> Sources => sources;
 
+    /// <summary>Whether every source has loaded at least once (a readiness signal; trust may still lapse later).</summary>
+    public bool AllLoaded => sources.All(s => s.Current is not null);
+
     /// <summary>Looks a connection up by id.</summary>
     public ConnectionLookup FindById(string connId)
     {

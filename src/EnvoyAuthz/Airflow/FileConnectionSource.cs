@@ -146,7 +146,16 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
             {
                 await cts.CancelAsync().ConfigureAwait(false);
             }
-            TryReload(out _);
+            try
+            {
+                TryReload(out _);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Keep watching: the last good copy stays; the type only, never content.
+                _metrics?.Refreshed(Name, false);
+                AirflowLog.FileRejected(_logger, _path, $"unexpected {ex.GetType().Name}", _current?.Count ?? 0);
+            }
         }
     }
 
@@ -183,12 +192,20 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
         {
             // a reload is already pending
         }
+        catch (ObjectDisposedException)
+        {
+            // an event raced with shutdown
+        }
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
-        _watcher?.Dispose();
+        if (_watcher is { } w)
+        {
+            w.EnableRaisingEvents = false;
+            w.Dispose();
+        }
         _changed.Dispose();
     }
 

@@ -73,7 +73,7 @@ public static class CheckCommand
         {
             var identity = await services.GetRequiredService<IIdentityStage>().AuthenticateAsync(parsed, CancellationToken.None);
             var airflow = await services.GetRequiredService<IAirflowStage>().ResolveAsync(parsed, identity.Identity, CancellationToken.None);
-            if (services.GetRequiredService<PolicyInputBuilder>().TryBuild(parsed, identity.Identity, airflow.Input, out var doc, out problem))
+            if (services.GetRequiredService<PolicyInputBuilder>().TryBuild(parsed, identity.Identity, airflow, out var doc, out problem))
             {
                 input = doc;
             }

@@ -31,7 +31,6 @@ public sealed class CheckPipeline(
     CheckResponseFactory responses,
     AuthzOptions options,
     AuthzMetrics metrics,
-    TimeProvider time,
     ILogger<CheckPipeline> logger) : IDisposable
 {
     private readonly ConcurrencyLimiter _slots = new(new ConcurrencyLimiterOptions
@@ -88,7 +87,8 @@ public sealed class CheckPipeline(
         if (deadline is { } d && d != DateTime.MaxValue)
         {
             // Leave a margin for the answer to travel back: a tenth of what is left, 10–50 ms.
-            var remaining = d.ToUniversalTime() - time.GetUtcNow().UtcDateTime;
+            // The deadline is wall-clock time from the caller, so it is compared with the wall clock.
+            var remaining = d.ToUniversalTime() - DateTime.UtcNow;
             var margin = TimeSpan.FromTicks(Math.Clamp(remaining.Ticks / 10, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromMilliseconds(50).Ticks));
             var left = remaining - margin;
             budget = left < budget ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : budget;
@@ -223,6 +223,10 @@ public sealed class CheckPipeline(
         t = Stopwatch.GetTimestamp();
         var airflow = await airflowStage.ResolveAsync(request, identity, ct).ConfigureAwait(false);
         Observe(AuthzMetrics.Stages.Airflow, t);
+        if (airflow.DenyReason is { } airflowDeny)
+        {
+            return (DecisionOutcome.Deny(airflowDeny, airflow.DenyDetail), request, identity, null);
+        }
 
         // rate limits (per identity, per connection)
         var limit = await rateLimiter.AcquireAsync(request, identity, airflow.ConnectionId, ct).ConfigureAwait(false);
@@ -239,7 +243,7 @@ public sealed class CheckPipeline(
         // 4 policy
         t = Stopwatch.GetTimestamp();
         RegoObject? input = null;
-        if (policyEngine.NeedsInput && !inputBuilder.TryBuild(request, identity, airflow.Input, out input, out problem))
+        if (policyEngine.NeedsInput && !inputBuilder.TryBuild(request, identity, airflow, out input, out problem))
         {
             Observe(AuthzMetrics.Stages.Policy, t);
             return (DecisionOutcome.Deny(ReasonCode.BadRequest, problem), request, identity, null);

@@ -42,11 +42,13 @@ public sealed class PolicyInputBuilder
     public bool IsRedacted(string lowercaseName) => _redacted.Contains(lowercaseName);
 
     /// <summary>Builds <c>input</c>. Fails (returns false) only when a JSON body is malformed.</summary>
-    public bool TryBuild(AuthzRequest request, CallerIdentity? identity, RegoObject? airflow, out RegoObject input, out string? problem)
+    public bool TryBuild(AuthzRequest request, CallerIdentity? identity, Airflow.AirflowContext? airflow, out RegoObject input, out string? problem)
     {
         problem = null;
         var b = new RegoObject.Builder(9);
-        b.Add("attributes", _converter.Convert(request.Check.Attributes));
+        var redactor = airflow?.BodyRedactor;
+        var attributes = _converter.Convert(request.Check.Attributes);
+        b.Add("attributes", redactor is not null && attributes is RegoObject ao ? redactor.RedactAttributes(ao) : attributes);
         b.Add("parsed_path", Strings(request.ParsedPath));
         var q = new RegoObject.Builder(request.ParsedQuery.Count);
         foreach (var (k, values) in request.ParsedQuery)
@@ -65,16 +67,20 @@ public sealed class PolicyInputBuilder
             }
             if (parsed is not null)
             {
-                b.Add("parsed_body", parsed);
+                b.Add("parsed_body", redactor is not null ? redactor.Redact(parsed) : parsed);
             }
         }
         if (identity is not null)
         {
             b.Add("identity", identity.InputValue);
         }
-        if (airflow is not null)
+        if (airflow?.Input is { } airflowInput)
         {
-            b.Add("airflow", airflow);
+            b.Add("airflow", airflowInput);
+        }
+        if (airflow?.JsonRpc is { } jsonRpc)
+        {
+            b.Add("jsonrpc", jsonRpc);
         }
         input = b.Build();
         return true;

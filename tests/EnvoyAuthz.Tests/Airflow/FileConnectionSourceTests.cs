@@ -156,6 +156,32 @@ public sealed class FileConnectionSourceTests : IDisposable
     }
 
     [Fact]
+    public async Task Watcher_PicksUpChanges_WithoutWaitingForThePoll()
+    {
+        var file = Path.Combine(_dir, "c.json");
+        File.WriteAllText(file, """{"a": {"conn_type": "http", "host": "a"}}""");
+        var time = new FakeTimeProvider();
+        var (_, logger) = AirflowTestSupport.Logger<FileConnectionSource>();
+        using var source = new FileConnectionSource(file, TimeSpan.FromHours(1), SensitiveKeys.Default, time, null, logger);
+        source.LoadInitial();
+        using var cts = new CancellationTokenSource();
+        var run = source.RunAsync(cts.Token);
+        // A ConfigMap-style swap: write a new file and rename it over the old one.
+        var next = Path.Combine(_dir, "c.json.tmp");
+        File.WriteAllText(next, """{"b": {"conn_type": "http", "host": "b"}}""");
+        File.Move(next, file, overwrite: true);
+        // Only the watcher's 200 ms settle delay is advanced (1 s steps); the 1 h poll never comes due.
+        for (var i = 0; i < 300 && source.Current!.Find("b") is null; i++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+        Assert.NotNull(source.Current!.Find("b"));
+        await cts.CancelAsync();
+        await run;
+    }
+
+    [Fact]
     public void UnchangedContent_IsNotReparsed()
     {
         var file = Path.Combine(_dir, "c.json");
