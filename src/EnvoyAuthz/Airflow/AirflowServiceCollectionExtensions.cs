@@ -45,7 +45,8 @@ public static class AirflowServiceCollectionExtensions
             services.AddHttpClient(HttpClientName, h => h.Timeout = c.Api.RequestTimeout + TimeSpan.FromSeconds(5));
             services.TryAddSingleton(sp => new ApiConnectionSource(c.Api, () => sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpClientName),
                 sp.GetRequiredService<SensitiveKeys>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AirflowMetrics>(),
-                Logger<ApiConnectionSource>(sp)));
+                Logger<ApiConnectionSource>(sp),
+                sp.GetService<Resilience.DependencyGuards>()?.For("airflow-api", TimeSpan.FromTicks(c.Api.RequestTimeout.Ticks * 20))));
         }
         services.TryAddSingleton(sp =>
         {

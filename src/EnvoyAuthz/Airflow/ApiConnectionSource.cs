@@ -36,6 +36,7 @@ public sealed class ApiConnectionSource : IConnectionSource
     private readonly ILogger _logger;
     private readonly string _base;
     private readonly SemaphoreSlim _refreshGate = new(1, 1);
+    private readonly Resilience.DependencyGuard? _guard;
     private volatile ConnectionSnapshot? _current;
     private string? _token;
     private DateTimeOffset _tokenRenewAt;
@@ -49,8 +50,10 @@ public sealed class ApiConnectionSource : IConnectionSource
     }
 
     /// <summary>Creates the source; <paramref name="http"/> is asked for a client per request (<see cref="IHttpClientFactory"/>, so handlers rotate).</summary>
-    public ApiConnectionSource(AirflowApiOptions options, Func<HttpClient> http, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger)
+    public ApiConnectionSource(AirflowApiOptions options, Func<HttpClient> http, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger,
+        Resilience.DependencyGuard? guard = null)
     {
+        _guard = guard;
         _options = options;
         _http = http;
         _sensitive = sensitive;
@@ -99,7 +102,10 @@ public sealed class ApiConnectionSource : IConnectionSource
             string problem;
             try
             {
-                var (list, pages) = await FetchAllAsync(cancellationToken).ConfigureAwait(false);
+                // Under the airflow-api circuit breaker: while it is open, refreshes fail fast and the last good copy serves.
+                var (list, pages) = _guard is null
+                    ? await FetchAllAsync(cancellationToken).ConfigureAwait(false)
+                    : await _guard.ExecuteAsync(ct => new ValueTask<(List<AirflowConnection>, int)>(FetchAllAsync(ct)), cancellationToken).ConfigureAwait(false);
                 var snapshot = new ConnectionSnapshot(list, _time.GetUtcNow());
                 _current = snapshot;
                 _metrics?.Refreshed(Name, true);
@@ -119,6 +125,26 @@ public sealed class ApiConnectionSource : IConnectionSource
             catch (OperationCanceledException)
             {
                 problem = $"no answer within {FileConnectionSource.Describe(_options.RequestTimeout)}";
+            }
+            catch (Resilience.DependencyUnavailableException ex) when (ex.Kind != "failure")
+            {
+                problem = ex.Kind == "circuit_open" ? "the circuit is open (recent refreshes failed)" : "the refresh timed out";
+            }
+            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is ApiProblemException inner)
+            {
+                problem = inner.Message;
+            }
+            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is HttpRequestException inner)
+            {
+                problem = inner.StatusCode is { } s ? $"HTTP {(int)s}" : $"the request failed ({inner.HttpRequestError})";
+            }
+            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is OperationCanceledException)
+            {
+                problem = $"no answer within {FileConnectionSource.Describe(_options.RequestTimeout)}";
+            }
+            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is JsonException)
+            {
+                problem = "the answer is not valid JSON";
             }
             catch (ApiProblemException ex)
             {
