@@ -18,10 +18,19 @@ public static class RegoJson
     public static RegoValue Parse(ReadOnlySpan<byte> utf8)
     {
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = MaxDepth, CommentHandling = JsonCommentHandling.Disallow });
-        if (!reader.Read()) throw new JsonException("empty JSON document");
-        var v = ReadValue(ref reader);
-        if (reader.Read()) throw new JsonException("trailing data after JSON value");
-        return v;
+        try
+        {
+            if (!reader.Read()) throw new JsonException("empty JSON document");
+            var v = ReadValue(ref reader);
+            if (reader.Read()) throw new JsonException("trailing data after JSON value");
+            return v;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Strings that are not valid UTF-16 once unescaped (lone surrogates, invalid UTF-8 bytes):
+            // callers handle one exception type for every kind of bad JSON.
+            throw new JsonException("the JSON text holds an invalid string: " + ex.Message, ex);
+        }
     }
 
     /// <summary>Tries to parse JSON text; false when it is invalid.</summary>

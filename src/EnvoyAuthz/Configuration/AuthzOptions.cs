@@ -188,6 +188,15 @@ public sealed class PolicyOptions
     /// <summary>Policy folder (<c>.rego</c> files and <c>data.json</c>/<c>data.yaml</c>) or OPA bundle (<c>.tar.gz</c>) for the <c>rego</c> engine. Default none: a built-in policy that allows iff a token validated.</summary>
     public string? Path { get; set; }
 
+    /// <summary>An OPA bundle (<c>.tar.gz</c>) served over HTTP(S) for the <c>rego</c> engine, polled with <c>If-None-Match</c>; exclusive with <see cref="Path"/>. Default none.</summary>
+    public string? BundleUrl { get; set; }
+
+    /// <summary>How often <see cref="BundleUrl"/> is polled. Default 30 s; range 1 s–1 d.</summary>
+    public TimeSpan BundlePollInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Timeout of one bundle download. Default 10 s; range 100 ms–5 min.</summary>
+    public TimeSpan BundleTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How often the policy's files are checked for changes (a watcher also triggers at once). Default 2 s; 0 disables hot reload; range 0–1 h.</summary>
     public TimeSpan ReloadInterval { get; set; } = TimeSpan.FromSeconds(2);
 

@@ -150,6 +150,20 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         {
             e.Add($"{S}:Policy:Path '{policyPath}' is neither a folder nor a bundle file.");
         }
+        if (p.BundleUrl is not null)
+        {
+            CheckUrl(e, $"{S}:Policy:BundleUrl", p.BundleUrl, requireHttps: false);
+            if (p.Path is not null)
+            {
+                e.Add($"{S}:Policy:BundleUrl and Policy:Path are exclusive: configure one policy source.");
+            }
+            if (p.Engine != PolicyEngines.Rego)
+            {
+                e.Add($"{S}:Policy:BundleUrl is only used by the rego engine (Engine is '{p.Engine}').");
+            }
+        }
+        Range(e, $"{S}:Policy:BundlePollInterval", p.BundlePollInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
+        Range(e, $"{S}:Policy:BundleTimeout", p.BundleTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5));
         if (p.Path is not null && p.Engine != PolicyEngines.Rego)
         {
             e.Add($"{S}:Policy:Path is only used by the rego engine (Engine is '{p.Engine}').");

@@ -156,6 +156,7 @@ public static class AuthzHost
         s.AddSingleton(new AuthzMetrics(Prometheus.Metrics.NewCustomRegistry()));
         s.AddHttpClient("oidc-metadata");
         s.AddHttpClient("remote-opa");
+        s.AddHttpClient("policy-bundle", h => h.Timeout = options.Policy.BundleTimeout + TimeSpan.FromSeconds(1));
         s.AddRouting();
         s.AddGrpc(o => o.EnableDetailedErrors = false);
         s.AddGrpcHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);

@@ -12,14 +12,20 @@ namespace EnvoyAuthz.Identity;
 /// </summary>
 public static class ClaimMapper
 {
-    /// <summary>Maps <paramref name="jwt"/> issued by <paramref name="issuer"/>.</summary>
-    public static CallerIdentity Map(JsonWebToken jwt, IssuerOptions issuer, DateTimeOffset expiresAt)
+    /// <summary>The token's payload, parsed straight into the Rego value tree.</summary>
+    public static RegoObject ParsePayload(JsonWebToken jwt)
     {
         var payload = Base64UrlEncoder.DecodeBytes(jwt.EncodedPayload);
-        if (RegoJson.Parse(payload) is not RegoObject claims)
-        {
-            throw new FormatException("the token payload is not a JSON object");
-        }
+        return RegoJson.Parse(payload) as RegoObject ?? throw new FormatException("the token payload is not a JSON object");
+    }
+
+    /// <summary>Maps <paramref name="jwt"/> issued by <paramref name="issuer"/>.</summary>
+    public static CallerIdentity Map(JsonWebToken jwt, IssuerOptions issuer, DateTimeOffset expiresAt) =>
+        Map(ParsePayload(jwt), issuer, expiresAt);
+
+    /// <summary>Maps the parsed <paramref name="claims"/> of a token issued by <paramref name="issuer"/>.</summary>
+    public static CallerIdentity Map(RegoObject claims, IssuerOptions issuer, DateTimeOffset expiresAt)
+    {
         return new CallerIdentity
         {
             IssuerName = issuer.Name,

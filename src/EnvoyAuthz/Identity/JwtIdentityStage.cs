@@ -63,14 +63,19 @@ public sealed class JwtIdentityStage : IIdentityStage
             return IdentityResult.Valid(cached);
         }
 
+        if (!IsCanonicalCompactJws(token))
+        {
+            return Reject("unknown", ReasonCode.InvalidToken, "the token is not a well-formed signed JWT");
+        }
         JsonWebToken unverified;
         try
         {
-            if (token.Count(c => c == '.') != 2)
-            {
-                return Reject("unknown", ReasonCode.InvalidToken, "the token is not a signed JWT");
-            }
             unverified = _handler.ReadJsonWebToken(token);
+            if (unverified.TryGetHeaderValue<object>("crit", out _))
+            {
+                // RFC 7515 §4.1.11: extensions we do not understand must be rejected, and we understand none.
+                return Reject("unknown", ReasonCode.InvalidToken, "the token has critical header extensions");
+            }
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException or System.Text.Json.JsonException)
         {
@@ -124,33 +129,109 @@ public sealed class JwtIdentityStage : IIdentityStage
         var jwt = (JsonWebToken)result.SecurityToken;
         var now = _time.GetUtcNow();
         var skew = source.Issuer.ClockSkew ?? _options.ClockSkew;
-        if (!jwt.TryGetPayloadValue<long>("exp", out var exp))
+        RegoObject claims;
+        try
         {
-            return Reject(issuerName, ReasonCode.InvalidToken, "the token has no expiry");
+            claims = ClaimMapper.ParsePayload(jwt);
         }
-        var expiresAt = DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(exp, -62135596800L, 253402300799L));
-        if (now >= expiresAt + skew)
+        catch (Exception ex) when (ex is FormatException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
+        {
+            return Reject(issuerName, ReasonCode.InvalidToken, "the token's claims are malformed");
+        }
+        // exp and nbf are NumericDates (RFC 7519 §2): JSON numbers, not strings.
+        if (!claims.TryGetValue("exp", out var expValue) || expValue is not RegoNumber exp)
+        {
+            return Reject(issuerName, ReasonCode.InvalidToken, "the token has no numeric expiry");
+        }
+        var expiresAt = NumericDate(exp);
+        if (now - skew >= expiresAt)
         {
             return Reject(issuerName, ReasonCode.ExpiredToken, "the token expired");
         }
-        if (jwt.TryGetPayloadValue<long>("nbf", out var nbf) &&
-            now + skew < DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(nbf, -62135596800L, 253402300799L)))
+        if (claims.TryGetValue("nbf", out var nbfValue))
         {
-            return Reject(issuerName, ReasonCode.InvalidToken, "the token is not valid yet");
+            if (nbfValue is not RegoNumber nbf)
+            {
+                return Reject(issuerName, ReasonCode.InvalidToken, "the token's not-before is not a number");
+            }
+            if (now + skew < NumericDate(nbf))
+            {
+                return Reject(issuerName, ReasonCode.InvalidToken, "the token is not valid yet");
+            }
         }
 
         CallerIdentity identity;
         try
         {
-            identity = ClaimMapper.Map(jwt, source.Issuer, expiresAt);
+            identity = ClaimMapper.Map(claims, source.Issuer, expiresAt);
         }
-        catch (Exception ex) when (ex is FormatException or System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
+        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException)
         {
             return Reject(issuerName, ReasonCode.InvalidToken, "the token's claims are malformed");
         }
         _cache.Add(cacheKey, identity);
         _metrics.TokenValidations.WithLabels(issuerName, "valid").Inc();
         return IdentityResult.Valid(identity);
+    }
+
+    /// <summary>A NumericDate as an instant, clamped to what <see cref="DateTimeOffset"/> holds (huge values never overflow).</summary>
+    private static DateTimeOffset NumericDate(RegoNumber n)
+    {
+        var seconds = n.ToDouble();
+        if (double.IsNaN(seconds))
+        {
+            return DateTimeOffset.MinValue;
+        }
+        seconds = Math.Clamp(Math.Floor(seconds), -62135596800d, 253402300799d);
+        return DateTimeOffset.FromUnixTimeSeconds((long)seconds);
+    }
+
+    /// <summary>
+    /// Three base64url segments (header and payload non-empty) over <c>[A-Za-z0-9_-]</c>, each in
+    /// canonical form (no padding, no stray bits in the last character): one token, one spelling —
+    /// a re-encoded signature is not a new valid token.
+    /// </summary>
+    internal static bool IsCanonicalCompactJws(string token)
+    {
+        var first = token.IndexOf('.');
+        var second = first < 0 ? -1 : token.IndexOf('.', first + 1);
+        if (first <= 0 || second <= first + 1 || token.IndexOf('.', second + 1) >= 0)
+        {
+            return false;
+        }
+        return IsCanonicalSegment(token.AsSpan(0, first)) && IsCanonicalSegment(token.AsSpan(first + 1, second - first - 1)) &&
+               IsCanonicalSegment(token.AsSpan(second + 1));
+    }
+
+    private static bool IsCanonicalSegment(ReadOnlySpan<char> segment)
+    {
+        foreach (var c in segment)
+        {
+            if (!(c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_'))
+            {
+                return false;
+            }
+        }
+        var rem = segment.Length % 4;
+        if (rem == 1)
+        {
+            return false;
+        }
+        if (rem == 0 || segment.IsEmpty)
+        {
+            return true;
+        }
+        // The last character carries 2 (rem 2) or 4 (rem 3) bits beyond the data; they must be zero.
+        var last = segment[^1];
+        var value = last switch
+        {
+            >= 'A' and <= 'Z' => last - 'A',
+            >= 'a' and <= 'z' => last - 'a' + 26,
+            >= '0' and <= '9' => last - '0' + 52,
+            '-' => 62,
+            _ => 63,
+        };
+        return rem == 2 ? (value & 0x0F) == 0 : (value & 0x03) == 0;
     }
 
     private Task<TokenValidationResult> ValidateAsync(string token, IssuerKeySource source, IssuerKeySet keys) =>
@@ -167,6 +248,7 @@ public sealed class JwtIdentityStage : IIdentityStage
             ValidateIssuer = true,
             ValidAudiences = issuer.Audiences,
             ValidateAudience = true,
+            IgnoreTrailingSlashWhenValidatingAudience = false, // "api://authz/" is not "api://authz"
             ValidAlgorithms = algorithms,
             ValidTypes = issuer.RequiredType is { Length: > 0 } typ ? [typ] : null,
             IssuerSigningKeys = keys.Keys,

@@ -62,6 +62,10 @@ internal static partial class PolicyLog
         Message = "policy at {Path} rejected ({ErrorCount} errors); the last good policy keeps serving: {Errors}")]
     public static partial void PolicyRejected(ILogger logger, string path, int errorCount, string errors);
 
+    [LoggerMessage(EventId = 1205, EventName = "BundleDownloadFailed", Level = LogLevel.Warning,
+        Message = "policy bundle download from {Url} failed ({Cause}); the last good policy keeps serving")]
+    public static partial void BundleDownloadFailed(ILogger logger, string url, string cause);
+
     [LoggerMessage(EventId = 1204, EventName = "EvaluationFailed", Level = LogLevel.Warning,
         Message = "policy evaluation failed: {Code}: {Message}")]
     public static partial void EvaluationFailed(ILogger logger, string code, string message);

@@ -103,16 +103,16 @@ public static class CheckRequestParser
         return headers;
     }
 
-    /// <summary>OPA-Envoy's <c>parsed_path</c>: leading <c>/</c>s dropped, percent-decoded, split on <c>/</c>.</summary>
+    /// <summary>OPA-Envoy's <c>parsed_path</c>: percent-decoded, leading <c>/</c>s dropped, split on <c>/</c>.</summary>
     public static bool TryParsePath(string path, out IReadOnlyList<string> segments)
     {
-        var trimmed = path.TrimStart('/');
-        if (!TryUnescape(trimmed, plusIsSpace: false, out var decoded))
+        // Decode first, then drop leading slashes (as OPA-Envoy does): "/%2Fadmin" is ["admin"].
+        if (!TryUnescape(path, plusIsSpace: false, out var decoded))
         {
             segments = [];
             return false;
         }
-        segments = decoded.Split('/');
+        segments = decoded.TrimStart('/').Split('/');
         return true;
     }
 
@@ -183,7 +183,8 @@ public static class CheckRequestParser
             }
             else
             {
-                var n = char.IsHighSurrogate(c) && i + 1 < s.Length
+                // A valid surrogate pair is one code point; a lone surrogate becomes U+FFFD (3 bytes).
+                var n = i + 1 < s.Length && char.IsSurrogatePair(c, s[i + 1])
                     ? Encoding.UTF8.GetBytes(s.AsSpan(i++, 2), utf8)
                     : Encoding.UTF8.GetBytes(s.AsSpan(i, 1), utf8);
                 for (var k = 0; k < n; k++)

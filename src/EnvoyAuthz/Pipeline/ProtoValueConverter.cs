@@ -173,7 +173,7 @@ public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? header
     {
         Value.KindOneofCase.NullValue => RegoValue.Null,
         Value.KindOneofCase.BoolValue => RegoValue.From(v.BoolValue),
-        Value.KindOneofCase.NumberValue => RegoValue.From(v.NumberValue),
+        Value.KindOneofCase.NumberValue => Floating(v.NumberValue), // NaN and ±∞ as protojson spells them
         Value.KindOneofCase.StringValue => RegoValue.From(v.StringValue),
         Value.KindOneofCase.StructValue => ConvertStruct(v.StructValue),
         Value.KindOneofCase.ListValue => RegoArray.From(v.ListValue.Values.Select(ConvertValue)),

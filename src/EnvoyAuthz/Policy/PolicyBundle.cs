@@ -139,11 +139,21 @@ public sealed class PolicyBundle
         return name.EndsWith(".rego", StringComparison.Ordinal) || name is "data.json" or "data.yaml" or "data.yml" or ".manifest";
     }
 
-    private static void ReadTarGz(string path, List<(string, byte[])> files)
+    /// <summary>Reads an OPA bundle (<c>.tar.gz</c>) from memory, e.g. a downloaded one.</summary>
+    public static PolicyBundle FromTarGz(byte[] content, string origin)
+    {
+        var files = new List<(string, byte[])>();
+        ReadTarGz(origin, files, () => new MemoryStream(content, writable: false));
+        return FromFiles(files);
+    }
+
+    private static void ReadTarGz(string path, List<(string, byte[])> files) => ReadTarGz(path, files, () => File.OpenRead(path));
+
+    private static void ReadTarGz(string path, List<(string, byte[])> files, Func<Stream> open)
     {
         try
         {
-            using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
+            using var gz = new GZipStream(open(), CompressionMode.Decompress);
             using var tar = new TarReader(gz);
             long total = 0;
             while (tar.GetNextEntry() is { } entry)

@@ -12,7 +12,28 @@ internal sealed class PolicyReloadService(IPolicyEngine engine, AuthzOptions opt
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (engine is not RegoPolicyEngine rego || options.Policy.Path is not { } path || options.Policy.ReloadInterval <= TimeSpan.Zero)
+        if (engine is not RegoPolicyEngine rego)
+        {
+            return;
+        }
+        if (options.Policy.BundleUrl is not null)
+        {
+            // Remote bundle: first download at once (readiness waits for it), then poll.
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var loaded = await rego.TryReloadRemoteAsync(stoppingToken).ConfigureAwait(false) || rego.Ready;
+                try
+                {
+                    await Task.Delay(loaded ? options.Policy.BundlePollInterval : TimeSpan.FromSeconds(1), time, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            return;
+        }
+        if (options.Policy.Path is not { } path || options.Policy.ReloadInterval <= TimeSpan.Zero)
         {
             return;
         }

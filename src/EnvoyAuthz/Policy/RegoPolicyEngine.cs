@@ -34,15 +34,29 @@ public sealed class RegoPolicyEngine : IPolicyEngine
     private readonly object _reloadGate = new();
     private volatile Loaded? _current;
     private string? _lastStamp;
+    private readonly HttpClient? _bundleHttp;
+    private readonly Resilience.DependencyGuard? _bundleGuard;
+    private string? _bundleEtag;
 
-    /// <summary>Loads and compiles the configured policy; throws <see cref="PolicyLoadException"/> if it cannot (fail fast at start).</summary>
-    public RegoPolicyEngine(AuthzOptions options, AuthzMetrics metrics, TimeProvider time, ILogger<RegoPolicyEngine> logger)
+    /// <summary>
+    /// Loads and compiles the configured policy; throws <see cref="PolicyLoadException"/> if it
+    /// cannot (fail fast at start). A remote bundle is fetched by <see cref="TryReloadRemoteAsync"/>
+    /// instead; the engine is not ready until the first one has loaded.
+    /// </summary>
+    public RegoPolicyEngine(AuthzOptions options, AuthzMetrics metrics, TimeProvider time, ILogger<RegoPolicyEngine> logger,
+        IHttpClientFactory? clients = null, Resilience.DependencyGuards? guards = null)
     {
         _options = options.Policy;
         _decisionRef = DecisionPaths.ToRef(options.Policy.DecisionPath);
         _metrics = metrics;
         _time = time;
         _logger = logger;
+        if (_options.BundleUrl is not null)
+        {
+            _bundleHttp = (clients ?? throw new ArgumentNullException(nameof(clients), "a bundle URL needs an HTTP client")).CreateClient("policy-bundle");
+            _bundleGuard = guards?.For("policy-bundle", _options.BundleTimeout);
+            return;
+        }
         if (_options.Path is null)
         {
             _current = Compile(PolicyBundle.FromFiles([("builtin/authenticated.rego", System.Text.Encoding.UTF8.GetBytes(BuiltInPolicy))]));
@@ -132,6 +146,74 @@ public sealed class RegoPolicyEngine : IPolicyEngine
                 PolicyLog.PolicyRejected(_logger, _options.Path, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
                 return false;
             }
+        }
+    }
+
+    /// <summary>
+    /// Polls <see cref="PolicyOptions.BundleUrl"/> once (<c>If-None-Match</c> with the last ETag),
+    /// under the <c>policy-bundle</c> circuit breaker. A new bundle that loads and compiles takes
+    /// over; a failed download or a broken bundle keeps the last good policy (OPA does the same).
+    /// Returns true when a new policy took over.
+    /// </summary>
+    public async Task<bool> TryReloadRemoteAsync(CancellationToken cancellationToken)
+    {
+        if (_bundleHttp is null || _options.BundleUrl is null)
+        {
+            return false;
+        }
+        try
+        {
+            async ValueTask<(int Status, byte[]? Body, string? ETag)> Download(CancellationToken ct)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, _options.BundleUrl);
+                if (_bundleEtag is not null && _current is not null)
+                {
+                    request.Headers.TryAddWithoutValidation("If-None-Match", _bundleEtag);
+                }
+                using var response = await _bundleHttp.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                if (response.StatusCode == System.Net.HttpStatusCode.NotModified)
+                {
+                    return (304, null, _bundleEtag);
+                }
+                response.EnsureSuccessStatusCode();
+                if (response.Content.Headers.ContentLength is > 64L << 20)
+                {
+                    throw new PolicyLoadException(["the bundle is larger than 64 MiB"]);
+                }
+                var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+                return ((int)response.StatusCode, body, response.Headers.ETag?.ToString());
+            }
+
+            var (status, bytes, etag) = _bundleGuard is null
+                ? await Download(cancellationToken).ConfigureAwait(false)
+                : await _bundleGuard.ExecuteAsync(Download, cancellationToken).ConfigureAwait(false);
+            if (status == 304 || bytes is null)
+            {
+                return false;
+            }
+            var bundle = PolicyBundle.FromTarGz(bytes, _options.BundleUrl);
+            if (bundle.Fingerprint == _current?.Bundle.Fingerprint)
+            {
+                _bundleEtag = etag;
+                return false;
+            }
+            _current = Compile(bundle);
+            _bundleEtag = etag;
+            _metrics.PolicyReloads.WithLabels("success").Inc();
+            PolicyLog.PolicyLoaded(_logger, _options.BundleUrl, bundle.Modules.Count, bundle.Revision);
+            return true;
+        }
+        catch (PolicyLoadException ex)
+        {
+            _metrics.PolicyReloads.WithLabels("failure").Inc();
+            PolicyLog.PolicyRejected(_logger, _options.BundleUrl, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
+            return false;
+        }
+        catch (Exception ex) when (ex is Resilience.DependencyUnavailableException or HttpRequestException)
+        {
+            _metrics.PolicyReloads.WithLabels("failure").Inc();
+            PolicyLog.BundleDownloadFailed(_logger, _options.BundleUrl, ex is Resilience.DependencyUnavailableException d ? d.Kind : ex.GetType().Name);
+            return false;
         }
     }
 
