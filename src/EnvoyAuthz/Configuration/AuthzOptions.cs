@@ -116,6 +116,9 @@ public sealed class IdentityOptions
     /// <summary>Keys are refreshed in the background this often even without an unknown <c>kid</c>. Default 12 h; range 1 min–7 d.</summary>
     public TimeSpan JwksAutomaticRefreshInterval { get; set; } = TimeSpan.FromHours(12);
 
+    /// <summary>Longest cached keys are trusted while refreshes fail; after it, tokens of that issuer are denied 503 <c>dependency_unavailable</c>. Default 24 h; range 1 min–30 d; at least <see cref="JwksAutomaticRefreshInterval"/>.</summary>
+    public TimeSpan JwksMaxAge { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>Timeout of one discovery or JWKS request. Default 5 s; range 100 ms–60 s.</summary>
     public TimeSpan MetadataTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

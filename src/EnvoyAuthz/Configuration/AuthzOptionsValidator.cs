@@ -70,6 +70,11 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         Range(e, $"{S}:Identity:JwksRefetchInterval", id.JwksRefetchInterval, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         Range(e, $"{S}:Identity:JwksAutomaticRefreshInterval", id.JwksAutomaticRefreshInterval, TimeSpan.FromMinutes(1), TimeSpan.FromDays(7));
         Range(e, $"{S}:Identity:MetadataTimeout", id.MetadataTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(60));
+        Range(e, $"{S}:Identity:JwksMaxAge", id.JwksMaxAge, TimeSpan.FromMinutes(1), TimeSpan.FromDays(30));
+        if (id.JwksMaxAge < id.JwksAutomaticRefreshInterval)
+        {
+            e.Add($"{S}:Identity:JwksMaxAge ({id.JwksMaxAge}) must be at least JwksAutomaticRefreshInterval ({id.JwksAutomaticRefreshInterval}).");
+        }
 
         var names = new HashSet<string>(StringComparer.Ordinal);
         var issuers = new HashSet<string>(StringComparer.Ordinal);

@@ -74,6 +74,11 @@ public sealed class IssuerKeySource
         {
             return await FetchAsync("initial", force: false, cancellationToken).ConfigureAwait(false);
         }
+        if (!IsStatic && _time.GetUtcNow() - current.FetchedAt > _identity.JwksMaxAge)
+        {
+            // Too old to trust: refresh now; if the issuer still cannot be reached, no keys (deny 503).
+            return await FetchAsync("max_age", force: false, cancellationToken).ConfigureAwait(false);
+        }
         if (!IsStatic && _time.GetUtcNow() - current.FetchedAt >= _identity.JwksAutomaticRefreshInterval &&
             Interlocked.CompareExchange(ref _backgroundRefreshRunning, 1, 0) == 0)
         {

@@ -228,6 +228,22 @@ public sealed class JwtIdentityStageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CachedKeysOlderThanTheirMaxAge_WhileIdpDown_AreNotTrusted_ThenRecover()
+    {
+        var stage = Stage(cacheSize: 0);
+        Assert.Equal(IdentityStatus.Valid, (await stage.AuthenticateAsync(Bearer(_idp.Mint(_time.GetUtcNow())), TestContext.Current.CancellationToken)).Status);
+        _idp.Failing = true;
+        _time.Advance(TimeSpan.FromHours(13)); // past the automatic refresh: stale keys still serve
+        Assert.Equal(IdentityStatus.Valid, (await stage.AuthenticateAsync(Bearer(_idp.Mint(_time.GetUtcNow())), TestContext.Current.CancellationToken)).Status);
+        _time.Advance(TimeSpan.FromHours(12)); // 25 h: beyond JwksMaxAge (24 h)
+        var result = await stage.AuthenticateAsync(Bearer(_idp.Mint(_time.GetUtcNow())), TestContext.Current.CancellationToken);
+        Assert.Equal(IdentityStatus.Unavailable, result.Status);
+        Assert.Equal(ReasonCode.DependencyUnavailable, result.Reason);
+        _idp.Failing = false;
+        Assert.Equal(IdentityStatus.Valid, (await stage.AuthenticateAsync(Bearer(_idp.Mint(_time.GetUtcNow())), TestContext.Current.CancellationToken)).Status);
+    }
+
+    [Fact]
     public async Task IdpDownAtStart_IsDependencyUnavailable()
     {
         _idp.Failing = true;
