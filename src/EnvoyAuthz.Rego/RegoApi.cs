@@ -52,9 +52,9 @@ public sealed class RegoEvalOptions
     public bool StrictBuiltinErrors { get; init; }
     /// <summary>Cancels the evaluation (result error code <c>eval_cancel_error</c>).</summary>
     public CancellationToken CancellationToken { get; init; }
-    /// <summary>Wall-clock limit for one evaluation; null = none.</summary>
+    /// <summary>Wall-clock limit for one evaluation (result error <c>eval_cancel_error</c>, "evaluation timed out"); null = none.</summary>
     public TimeSpan? Timeout { get; init; }
-    /// <summary>Limit on evaluation steps (expressions evaluated); null = none.</summary>
+    /// <summary>Limit on evaluation steps (expressions evaluated and variable bindings made; result error <c>eval_limit_error</c>); null = none.</summary>
     public long? MaxSteps { get; init; }
     /// <summary>Limit on the size in bytes of any collection built during evaluation (approximate) and of the result; null = none.</summary>
     public long? MaxOutputBytes { get; init; }
@@ -71,8 +71,15 @@ public sealed class RegoEvalOptions
 /// <param name="Message">Message (OPA wording where OPA has one).</param>
 public sealed record RegoEvalError(string Code, string Message)
 {
-    /// <inheritdoc />
-    public override string ToString() => $"{Code}: {Message}";
+    /// <summary>Module name of the expression that failed, when known.</summary>
+    public string? File { get; init; }
+    /// <summary>1-based line of the expression that failed (0 when unknown).</summary>
+    public int Line { get; init; }
+    /// <summary>1-based column of the expression that failed (0 when unknown).</summary>
+    public int Column { get; init; }
+
+    /// <summary>OPA style <c>file:line: code: message</c> (location omitted when unknown).</summary>
+    public override string ToString() => File is null ? $"{Code}: {Message}" : $"{File}:{Line}: {Code}: {Message}";
 }
 
 /// <summary>Result of <see cref="RegoPolicy.Evaluate"/>.</summary>

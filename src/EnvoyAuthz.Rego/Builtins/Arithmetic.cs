@@ -53,7 +53,7 @@ internal static class Arithmetic
         a.TryGetBigInteger(out var x);
         b.TryGetBigInteger(out var y);
         step.TryGetBigInteger(out var s);
-        if (BigInteger.Abs(y - x) / s > 10_000_000) throw BuiltinException.Error(fn, "range too large");
+        if (BigInteger.Abs(y - x) / s > 1_000_000) throw BuiltinException.Error(fn, "range too large (more than 1000000 elements)");
         var list = new List<RegoValue>();
         if (x <= y) for (var i = x; i <= y; i += s) { list.Add(RegoNumber.FromBigInteger(i)); if ((list.Count & 4095) == 0) c.CancellationToken.ThrowIfCancellationRequested(); }
         else for (var i = x; i >= y; i -= s) list.Add(RegoNumber.FromBigInteger(i));

@@ -44,7 +44,9 @@ internal sealed class BuiltinContext
     public long NowNs => _nowNs ??= _now();
 
     /// <summary>Per-evaluation cache for builtins (e.g. compiled regexes, parsed keys).</summary>
-    public Dictionary<object, object> Cache { get; } = new();
+    public Dictionary<object, object> Cache => _cache ??= new();
+
+    private Dictionary<object, object>? _cache;
 }
 
 /// <summary>The one table of builtins: name → definition. Each category file contributes its entries.</summary>
@@ -62,12 +64,28 @@ internal static class BuiltinRegistry
         Strings.Register(r);
         Collections.Register(r);
         Objects.Register(r);
-        Encoding_.Register(r);
+        EncodingBuiltins.Register(r);
         Misc.Register(r);
         Units.Register(r);
         RegexBuiltins.Register(r);
         Glob.Register(r);
         Jwt.Register(r);
+        Json.Register(r);
+        Net.Register(r);
+        Time.Register(r);
+        Url.Register(r);
+        Bits.Register(r);
+        Crypto.Register(r);
+        Semver.Register(r);
+        Graph.Register(r);
+        Uuid.Register(r);
+        Providers.Register(r);
+        X509.Register(r);
+        JsonSchema.Register(r);
+        Template.Register(r);
+        Yaml.Register(r);
+        GlobIntersection.Register(r);
+        Graphql.Register(r);
         return r.ToFrozenDictionary(StringComparer.Ordinal);
     }
 

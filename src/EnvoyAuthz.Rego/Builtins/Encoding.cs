@@ -4,11 +4,33 @@ using System.Text.Json;
 namespace EnvoyAuthz.Rego.Builtins;
 
 /// <summary>json.*, base64*, hex.* builtins.</summary>
-internal static class Encoding_
+internal static class EncodingBuiltins
 {
     public static void Register(Dictionary<string, BuiltinDef> r)
     {
         BuiltinRegistry.Add(r, "json.marshal", 1, (_, a) => Arg.S(a[0].ToJson()));
+        BuiltinRegistry.Add(r, "json.marshal_with_options", 2, (_, a) =>
+        {
+            const string fn = "json.marshal_with_options";
+            var opts = Arg.Obj(fn, a, 1);
+            bool pretty = false;
+            bool prettySet = false;
+            string indent = "\t", prefix = "";
+            foreach (var kv in opts.Pairs)
+            {
+                switch ((kv.Key as RegoString)?.Value)
+                {
+                    case "pretty": pretty = kv.Value is RegoBoolean { Value: true }; prettySet = true; break;
+                    case "indent": indent = (kv.Value as RegoString)?.Value ?? throw BuiltinException.TypeMsg(fn, "indent must be a string"); if (!prettySet) pretty = true; break;
+                    case "prefix": prefix = (kv.Value as RegoString)?.Value ?? throw BuiltinException.TypeMsg(fn, "prefix must be a string"); if (!prettySet) pretty = true; break;
+                    default: throw BuiltinException.TypeMsg(fn, $"object contained unknown key {kv.Key}");
+                }
+            }
+            if (!pretty) return Arg.S(a[0].ToJson());
+            var sb = new System.Text.StringBuilder(prefix);
+            Pretty(sb, a[0], prefix, indent, 0);
+            return Arg.S(sb.ToString());
+        });
         BuiltinRegistry.Add(r, "json.unmarshal", 1, (_, a) =>
         {
             var s = Arg.Str("json.unmarshal", a, 0);
@@ -41,6 +63,53 @@ internal static class Encoding_
             if (s.Length % 2 != 0) throw BuiltinException.Error("hex.decode", "encoding/hex: odd length hex string");
             return Arg.S(System.Text.Encoding.UTF8.GetString(Convert.FromHexString(s)));
         });
+    }
+
+    private static void Pretty(System.Text.StringBuilder sb, RegoValue v, string prefix, string indent, int depth)
+    {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+        void Newline(int d)
+        {
+            sb.Append('\n').Append(prefix);
+            for (int i = 0; i < d; i++) sb.Append(indent);
+        }
+        switch (v)
+        {
+            case RegoArray or RegoSet:
+                {
+                    var items = v is RegoArray arr ? arr.Items : ((RegoSet)v).Items;
+                    if (items.Length == 0) { sb.Append("[]"); return; }
+                    sb.Append('[');
+                    for (int i = 0; i < items.Length; i++)
+                    {
+                        if (i > 0) sb.Append(',');
+                        Newline(depth + 1);
+                        Pretty(sb, items[i], prefix, indent, depth + 1);
+                    }
+                    Newline(depth);
+                    sb.Append(']');
+                    return;
+                }
+            case RegoObject o:
+                {
+                    if (o.Count == 0) { sb.Append("{}"); return; }
+                    sb.Append('{');
+                    for (int i = 0; i < o.Keys.Length; i++)
+                    {
+                        if (i > 0) sb.Append(',');
+                        Newline(depth + 1);
+                        var k = o.Keys[i] is RegoString ks ? ks.Value : o.Keys[i].ToJson();
+                        sb.Append(new RegoString(k).ToJson()).Append(": ");
+                        Pretty(sb, o.Values[i], prefix, indent, depth + 1);
+                    }
+                    Newline(depth);
+                    sb.Append('}');
+                    return;
+                }
+            default:
+                sb.Append(v.ToJson());
+                return;
+        }
     }
 
     internal static byte[]? DecodeBase64(string s, bool url)

@@ -26,6 +26,7 @@ internal static class Jwt
                 var signingInput = Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]);
                 var sig = B64(name, parts[2]);
                 if (upper.StartsWith('H')) return Arg.B(VerifyHmac(upper, Encoding.UTF8.GetBytes(key), signingInput, sig));
+                if (upper == "EdDSA") return Arg.B(EdKeys(name, key).Any(k => Ed25519.Verify(k, signingInput, sig)));
                 var keys = ParseKeys(name, key);
                 return Arg.B(keys.Any(k => VerifyAsym(upper, k, signingInput, sig)));
             });
@@ -48,22 +49,36 @@ internal static class Jwt
 
     private static string[] Split(string fn, string token)
     {
+        if (!token.Contains('.')) throw BuiltinException.Error(fn, "encoded JWT had no period separators");
         var parts = token.Split('.');
         if (parts.Length != 3) throw BuiltinException.Error(fn, $"encoded JWT must have 3 sections, found {parts.Length}");
         return parts;
     }
 
     private static byte[] B64(string fn, string s) =>
-        Encoding_.DecodeBase64(s.TrimEnd('='), url: true) ?? throw BuiltinException.Error(fn, "JWT signature: illegal base64 data");
+        EncodingBuiltins.DecodeBase64(s.TrimEnd('='), url: true) ?? throw BuiltinException.Error(fn, "JWT signature: illegal base64 data");
+
+    private static byte[] Part(string fn, string what, string s)
+    {
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '-' || c == '_' || (c == '=' && s[i..].All(x => x == '='))))
+                throw BuiltinException.Error(fn, $"JWT {what} had invalid encoding: illegal base64 data at input byte {i}");
+        }
+        return EncodingBuiltins.DecodeBase64(s.TrimEnd('='), url: true)
+            ?? throw BuiltinException.Error(fn, $"JWT {what} had invalid encoding: illegal base64 data at input byte {s.TrimEnd('=').Length}");
+    }
 
     private static (RegoValue Header, RegoValue Payload, byte[] Sig) Decode(string fn, string token)
     {
         var parts = Split(fn, token);
-        var hb = Encoding_.DecodeBase64(parts[0].TrimEnd('='), url: true) ?? throw BuiltinException.Error(fn, "JWT header had invalid encoding: illegal base64 data");
+        var hb = Part(fn, "header", parts[0]);
         if (!RegoJson.TryParse(Encoding.UTF8.GetString(hb), out var header) || header is not RegoObject ho)
             throw BuiltinException.Error(fn, "JWT header had invalid encoding: not a JSON object");
-        var pb = Encoding_.DecodeBase64(parts[1].TrimEnd('='), url: true) ?? throw BuiltinException.Error(fn, "JWT payload had invalid encoding: illegal base64 data");
-        var sig = Encoding_.DecodeBase64(parts[2].TrimEnd('='), url: true) ?? throw BuiltinException.Error(fn, "JWT signature had invalid encoding: illegal base64 data");
+        if (ho["enc"] is not null) throw BuiltinException.Error(fn, "JWT is a JWE object, which is not supported");
+        var pb = Part(fn, "payload", parts[1]);
+        var sig = Part(fn, "signature", parts[2]);
         var ptext = Encoding.UTF8.GetString(pb);
         if (ho["cty"] is RegoString cty && cty.Value.Equals("JWT", StringComparison.OrdinalIgnoreCase))
         {
@@ -73,6 +88,18 @@ internal static class Jwt
         if (!RegoJson.TryParse(ptext, out var payload) || payload is not RegoObject)
             throw BuiltinException.Error(fn, "type is JWT but payload is not JSON");
         return (header, payload, sig);
+    }
+
+    private static List<byte[]> EdKeys(string fn, string text)
+    {
+        var t = text.Trim();
+        if (t.StartsWith("-----BEGIN", StringComparison.Ordinal))
+            return [Ed25519.FromPem(t) ?? throw BuiltinException.Error(fn, "failed to parse a PEM key")];
+        if (!RegoJson.TryParse(t, out var jv) || jv is not RegoObject jo) throw BuiltinException.Error(fn, "failed to parse a JWK key (set)");
+        var keys = jo["keys"] is RegoArray ka ? ka.Elements.OfType<RegoObject>().ToList() : [jo];
+        var result = keys.Where(k => (k["kty"] as RegoString)?.Value == "OKP").Select(k => JwkBytes(k, "x")).OfType<byte[]>().ToList();
+        if (result.Count == 0) throw BuiltinException.Error(fn, "failed to parse a JWK key (set)");
+        return result;
     }
 
     internal static bool VerifyHmac(string alg, byte[] key, byte[] data, byte[] sig)
@@ -116,6 +143,10 @@ internal static class Jwt
         var result = new List<AsymmetricAlgorithm>();
         if (t.StartsWith("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
         {
+            var endMarker = "-----END CERTIFICATE-----";
+            int end = t.IndexOf(endMarker, StringComparison.Ordinal);
+            if (end < 0) throw BuiltinException.Error(fn, "failed to extract a Key from the PEM certificate");
+            if (t[(end + endMarker.Length)..].Trim().Length > 0) throw BuiltinException.Error(fn, "extra data after a PEM certificate block");
             try
             {
                 using var cert = X509Certificate2.CreateFromPem(t);
@@ -124,8 +155,10 @@ internal static class Jwt
                 result.Add(k);
                 return result;
             }
-            catch (CryptographicException ex) { throw BuiltinException.Error(fn, "failed to parse a PEM certificate: " + ex.Message); }
+            catch (CryptographicException) { throw BuiltinException.Error(fn, "failed to parse a PEM certificate"); }
         }
+        if (t.StartsWith("-----BEGIN", StringComparison.Ordinal) && !t.StartsWith("-----BEGIN PUBLIC KEY-----", StringComparison.Ordinal) && !t.StartsWith("-----BEGIN RSA PUBLIC KEY-----", StringComparison.Ordinal))
+            throw BuiltinException.Error(fn, "failed to extract a Key from the PEM certificate");
         if (t.StartsWith("-----BEGIN", StringComparison.Ordinal))
         {
             try { var rsa = RSA.Create(); rsa.ImportFromPem(t); result.Add(rsa); return result; }
@@ -141,11 +174,12 @@ internal static class Jwt
             var key = JwkToKey(k, privateKey: false);
             if (key is not null) result.Add(key);
         }
+        if (result.Count == 0) throw BuiltinException.Error(fn, "failed to parse a JWK key (set)");
         return result;
     }
 
     private static byte[]? JwkBytes(RegoObject k, string name) =>
-        k[name] is RegoString s ? Encoding_.DecodeBase64(s.Value.TrimEnd('='), url: true) : null;
+        k[name] is RegoString s ? EncodingBuiltins.DecodeBase64(s.Value.TrimEnd('='), url: true) : null;
 
     private static AsymmetricAlgorithm? JwkToKey(RegoObject k, bool privateKey)
     {
@@ -210,16 +244,19 @@ internal static class Jwt
         var parts = Split(fn, token);
         var (header, payload, _) = Decode(fn, token);
         // verify the outermost signature
-        var outerHeaderBytes = Encoding_.DecodeBase64(parts[0].TrimEnd('='), url: true)!;
+        var outerHeaderBytes = EncodingBuiltins.DecodeBase64(parts[0].TrimEnd('='), url: true)!;
         RegoJson.TryParse(Encoding.UTF8.GetString(outerHeaderBytes), out var outerHeader);
         var headerAlg = ((outerHeader as RegoObject)?["alg"] as RegoString)?.Value;
         if (headerAlg is null) return Invalid();
         if (alg is not null && alg != headerAlg) return Invalid();
+        if (outerHeader is RegoObject oh && oh["crit"] is { } crit && !(crit is RegoArray { Count: 0 })) return Invalid();
         var signingInput = Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]);
-        var sig = Encoding_.DecodeBase64(parts[2].TrimEnd('='), url: true) ?? [];
+        var sig = EncodingBuiltins.DecodeBase64(parts[2].TrimEnd('='), url: true) ?? [];
         bool ok;
         if (headerAlg.StartsWith("HS", StringComparison.Ordinal))
             ok = secret is not null && VerifyHmac(headerAlg, Encoding.UTF8.GetBytes(secret), signingInput, sig);
+        else if (cert is not null && headerAlg == "EdDSA")
+            ok = EdKeys(fn, cert).Any(k => Ed25519.Verify(k, signingInput, sig));
         else if (cert is not null && headerAlg is "RS256" or "RS384" or "RS512" or "PS256" or "PS384" or "PS512" or "ES256" or "ES384" or "ES512")
             ok = ParseKeys(fn, cert).Any(k => VerifyAsym(headerAlg, k, signingInput, sig));
         else ok = false;
@@ -228,12 +265,12 @@ internal static class Jwt
         double now = time is not null ? time.ToDouble() : ctx.NowNs;
         if (po["exp"] is { } exp)
         {
-            if (exp is not RegoNumber en) return Invalid();
+            if (exp is not RegoNumber en) throw BuiltinException.Error(fn, "exp value must be a number");
             if (now >= en.ToDouble() * 1e9) return Invalid();
         }
         if (po["nbf"] is { } nbf)
         {
-            if (nbf is not RegoNumber nn) return Invalid();
+            if (nbf is not RegoNumber nn) throw BuiltinException.Error(fn, "nbf value must be a number");
             if (now < nn.ToDouble() * 1e9) return Invalid();
         }
         if (iss is not null && !(po["iss"] is RegoString pi && pi.Value == iss)) return Invalid();
@@ -257,8 +294,17 @@ internal static class Jwt
 
     private static string Sign(string fn, string headerJson, string payloadJson, string jwkJson)
     {
-        if (!RegoJson.TryParse(headerJson, out var hv) || hv is not RegoObject h) throw BuiltinException.Error(fn, "missing or invalid 'alg' header: jwsbb: header \"alg\" not found");
+        if (headerJson.Length == 0) throw BuiltinException.Error(fn, "missing or invalid 'alg' header: cannot parse JSON: cannot parse empty string");
+        if (!RegoJson.TryParse(headerJson, out var hv) || hv is not RegoObject h)
+            throw BuiltinException.Error(fn, headerJson.TrimStart().StartsWith('{')
+                ? "missing or invalid 'alg' header: cannot parse JSON"
+                : "missing or invalid 'alg' header: jwsbb: header \"alg\" not found");
         var alg = (h["alg"] as RegoString)?.Value ?? throw BuiltinException.Error(fn, "missing or invalid 'alg' header: jwsbb: header \"alg\" not found");
+        if (alg is not ("HS256" or "HS384" or "HS512" or "RS256" or "RS384" or "RS512" or "PS256" or "PS384" or "PS512" or "ES256" or "ES384" or "ES512" or "EdDSA"))
+            throw BuiltinException.Error(fn, $"unknown JWS algorithm: {alg}");
+        var typ = (h["typ"] as RegoString)?.Value;
+        if ((typ is null || typ.Equals("JWT", StringComparison.OrdinalIgnoreCase)) && !(RegoJson.TryParse(payloadJson, out var pv) && pv is RegoObject))
+            throw BuiltinException.Error(fn, "type is JWT but payload is not JSON");
         if (!RegoJson.TryParse(jwkJson, out var kv) || kv is not RegoObject k) throw BuiltinException.Error(fn, "invalid JWK");
         var signingInput = B64Url(Encoding.UTF8.GetBytes(headerJson)) + "." + B64Url(Encoding.UTF8.GetBytes(payloadJson));
         var data = Encoding.ASCII.GetBytes(signingInput);
@@ -273,6 +319,12 @@ internal static class Jwt
                 "HS512" => HMACSHA512.HashData(secret, data),
                 _ => throw BuiltinException.Error(fn, $"unsupported signature algorithm {alg}"),
             };
+        }
+        else if (alg == "EdDSA")
+        {
+            var seed = JwkBytes(k, "d");
+            if (seed is null || seed.Length != 32) throw BuiltinException.Error(fn, "invalid JWK: missing Ed25519 private key");
+            sig = Ed25519.Sign(seed, data);
         }
         else
         {

@@ -36,14 +36,9 @@ internal static class Strings
             var d = Arg.Str("strings.split_n", a, 1);
             var n = Arg.Int("strings.split_n", a, 2);
             if (n == 0) return RegoArray.Empty;
-            string[] parts;
-            if (d.Length == 0)
-            {
-                var runes = Runes(s);
-                if (n > 0 && runes.Length > n) { var head = runes.Take(n - 1).ToList(); head.Add(string.Concat(runes.Skip(n - 1))); parts = head.ToArray(); }
-                else parts = runes;
-            }
-            else parts = n < 0 ? s.Split(d) : s.Split(d, n);
+            string[] parts = d.Length == 0 ? Runes(s) : s.Split(d);
+            if (n > 0 && parts.Length > n) parts = parts[..n];
+            else if (n < 0 && parts.Length > -n) parts = parts[^(-n)..];
             return new RegoArray(parts.Select(p => (RegoValue)new RegoString(p)).ToArray());
         });
         BuiltinRegistry.Add(r, "trim", 2, (_, a) => Arg.S(TrimLeft(TrimRight(Arg.Str("trim", a, 0), Arg.Str("trim", a, 1)), Arg.Str("trim", a, 1))));
@@ -151,7 +146,7 @@ internal static class Strings
         {
             var n = Arg.Num("format_int", a, 0);
             var b = Arg.Int("format_int", a, 1);
-            if (b is not (2 or 8 or 10 or 16)) throw BuiltinException.Error("format_int", "operand 2 must be one of {2, 8, 10, 16}");
+            if (b is not (2 or 8 or 10 or 16)) throw BuiltinException.TypeMsg("format_int", "operand 2 must be one of {2, 8, 10, 16}");
             var fl = RegoNumber.Truncate(n);
             fl.TryGetBigInteger(out var bi);
             return Arg.S(FormatBase(bi, b));
@@ -190,8 +185,8 @@ internal static class Strings
         IEnumerable<string> Strs(int i) => a[i] switch
         {
             RegoString s => [s.Value],
-            RegoArray or RegoSet => Arg.Collection(fn, a, i).Select(v => v is RegoString s ? s.Value : throw BuiltinException.TypeMsg(fn, $"operand {i + 1} must be array of strings")),
-            _ => throw BuiltinException.Type(fn, i + 1, "one of {array, set, string}", a[i]),
+            RegoArray or RegoSet => Arg.Collection(fn, a, i).Select(v => v is RegoString s ? s.Value : throw BuiltinException.TypeMsg(fn, $"operand {i + 1} must be {a[i].TypeName} of strings but got {a[i].TypeName} containing {v.TypeName}")).ToList(),
+            _ => throw BuiltinException.Type(fn, i + 1, "one of {string, set, array}", a[i]),
         };
         var xs = Strs(0).ToList();
         var ps = Strs(1).ToList();
@@ -272,13 +267,16 @@ internal static class Strings
             int width = -1, prec = -1;
             int ws = i;
             while (i < format.Length && char.IsAsciiDigit(format[i])) i++;
-            if (i > ws) width = int.Parse(format.AsSpan(ws, i - ws), CultureInfo.InvariantCulture);
+            if (i > ws && !int.TryParse(format.AsSpan(ws, i - ws), NumberStyles.None, CultureInfo.InvariantCulture, out width)) width = int.MaxValue;
+            if (width > 100_000) throw BuiltinException.Error("sprintf", "width too large");
             if (i < format.Length && format[i] == '.')
             {
                 i++;
                 int ps = i;
                 while (i < format.Length && char.IsAsciiDigit(format[i])) i++;
-                prec = i > ps ? int.Parse(format.AsSpan(ps, i - ps), CultureInfo.InvariantCulture) : 0;
+                prec = 0;
+                if (i > ps && !int.TryParse(format.AsSpan(ps, i - ps), NumberStyles.None, CultureInfo.InvariantCulture, out prec)) prec = int.MaxValue;
+                if (prec > 1000) throw BuiltinException.Error("sprintf", "precision too large");
             }
             if (i >= format.Length) { sb.Append("%!(NOVERB)"); break; }
             char verb = format[i];

@@ -72,11 +72,12 @@ internal static class Units
     private static (string Num, string Unit) Split(string s)
     {
         int i = 0;
+        if (s.StartsWith('-') || s.StartsWith('+')) i = 1;
         while (i < s.Length)
         {
             char c = s[i];
             if (char.IsAsciiDigit(c) || c == '.') { i++; continue; }
-            if ((c == 'e' || c == 'E') && i > 0 && i + 1 < s.Length && (char.IsAsciiDigit(s[i + 1]) || ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < s.Length && char.IsAsciiDigit(s[i + 2]))))
+            if ((c == 'e' || c == 'E') && i > 0 && char.IsAsciiDigit(s[i - 1]) && i + 1 < s.Length && (char.IsAsciiDigit(s[i + 1]) || ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < s.Length && char.IsAsciiDigit(s[i + 2]))))
             {
                 i += 2;
                 continue;

@@ -34,6 +34,10 @@ internal static class PolicyCompiler
             {
                 errors.Add(new("rego_parse_error", src.Name, 0, 0, "nesting too deep"));
             }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                errors.Add(new("rego_parse_error", src.Name, 0, 0, "internal parser error: " + ex.Message));
+            }
         }
         if (errors.Count > 0) return new RegoCompileResult(null, errors);
         if (data is not RegoObject) return new RegoCompileResult(null, [new("rego_compile_error", "data", 0, 0, "data must be an object")]);
@@ -47,6 +51,16 @@ internal static class PolicyCompiler
         catch (CompileException ex)
         {
             errors.Add(new(ex.Code, ex.Loc.File, ex.Loc.Line, ex.Loc.Col, ex.Message));
+            return new RegoCompileResult(null, errors);
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            errors.Add(new("rego_compile_error", sources.Count > 0 ? sources[0].Name : "", 0, 0, "policy too deeply nested"));
+            return new RegoCompileResult(null, errors);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            errors.Add(new("rego_compile_error", sources.Count > 0 ? sources[0].Name : "", 0, 0, "internal compiler error: " + ex.Message));
             return new RegoCompileResult(null, errors);
         }
     }
@@ -85,6 +99,7 @@ internal static class PolicyCompiler
                 }
                 pn = child;
             }
+            if (m.PackageAnnotations is not null) pn.PackageAnnotations = m.PackageAnnotations;
             foreach (var rule in m.Rules)
             {
                 var full = new List<Term>();
@@ -179,6 +194,17 @@ internal static class PolicyCompiler
                     if (r != rule) { r.Path = rule.Path; r.DynamicSuffix = rule.DynamicSuffix; r.Kind = rule.Kind; r.IsContains = rule.IsContains; }
                     resolver.ResolveRule(r);
                     if (r != rule) r.Args = rule.Args;
+                    else if (r.Args is not null && r.Else is null)
+                    {
+                        // non-pattern arguments (template strings, refs, calls, comprehensions) are compared after the body binds their vars
+                        for (int i = 0; i < r.Args.Length; i++)
+                        {
+                            if (r.Args[i] is not (TemplateTerm or RefTerm or CallTerm or ComprehensionTerm)) continue;
+                            var fresh = new VarTerm(Resolver.Fresh("arg")) { Loc = r.Args[i].Loc };
+                            r.Body.Exprs.Add(new Expr { Kind = ExprKind.Unify, Left = fresh, Right = r.Args[i], Loc = r.Args[i].Loc, Index = r.Body.Exprs.Count });
+                            r.Args[i] = fresh;
+                        }
+                    }
                     var bound = new HashSet<string>(StringComparer.Ordinal);
                     if (r.Args is not null) foreach (var a in r.Args) Vars.All(a, bound);
                     var outer = new HashSet<string>(StringComparer.Ordinal);
@@ -199,6 +225,8 @@ internal static class PolicyCompiler
                 }
             }
         }
+        RecursionCheck.Run(root);
+        RuleIndexer.IndexTree(root);
         return new CompiledPolicy(data, root, functions, nextId);
     }
 

@@ -17,8 +17,20 @@ internal static class Reorder
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var e in body.Exprs)
         {
+            // vars of the expression outside nested scopes (comprehensions, every, not): a var that only occurs inside
+            // nested scopes of different expressions is local to each of them
             var s = new HashSet<string>();
-            Vars.All(e, s);
+            TopLevelVars(e.Term, s);
+            TopLevelVars(e.Left, s);
+            TopLevelVars(e.Right, s);
+            TopLevelVars(e.Domain, s);
+            foreach (var w in e.With) TopLevelVars(w.Value, s);
+            if (e.Kind == ExprKind.Not && e.Inner is not null)
+            {
+                TopLevelVars(e.Inner.Term, s);
+                TopLevelVars(e.Inner.Left, s);
+                TopLevelVars(e.Inner.Right, s);
+            }
             perExpr.Add(s);
             foreach (var v in s) counts[v] = counts.GetValueOrDefault(v) + 1;
         }

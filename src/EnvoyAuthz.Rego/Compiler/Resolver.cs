@@ -217,6 +217,7 @@ internal sealed class Resolver
 
     private Term Term(Term t, Scope scope, bool argPattern = false)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (t)
         {
             case ScalarTerm: return t;

@@ -8,24 +8,27 @@ internal static class Engine
 {
     private const int BigStackBytes = 256 * 1024 * 1024;
 
+    /// <summary>Bounds how many deep evaluations may run on large-stack threads at once.</summary>
+    private static readonly SemaphoreSlim DeepSlots = new(Math.Max(2, Environment.ProcessorCount));
+
     public static RegoEvalResult EvaluateRef(CompiledPolicy p, string refPath, RegoValue? input, RegoEvalOptions options)
     {
         Body body;
         List<string> vars;
         try
         {
-            body = PolicyCompiler.CompileQuery(p, refPath, out vars);
+            (body, vars) = Compile(p, refPath);
         }
-        catch (Exception ex) when (ex is RegoParseException or CompileException)
+        catch (Exception ex) when (ex is RegoParseException or CompileException or InsufficientExecutionStackException)
         {
-            return new RegoEvalResult(null, new RegoEvalError(ex is RegoParseException ? "rego_parse_error" : ((CompileException)ex).Code, ex.Message));
+            return new RegoEvalResult(null, new RegoEvalError(ex is CompileException ce ? ce.Code : "rego_parse_error", ex.Message));
         }
         if (body.Exprs.Count != 1 || body.Exprs[0].Kind != ExprKind.Term)
             return new RegoEvalResult(null, new RegoEvalError("rego_parse_error", "expected a reference"));
         var term = body.Exprs[0].Term!;
         return Run(() =>
         {
-            var ev = new Evaluator(p, input, options);
+            using var ev = new Evaluator(p, input, options);
             RegoValue? result = null;
             ev.EvalTerm(new Frame(), term, v => { result = v; return false; });
             return new RegoEvalResult(result, null);
@@ -38,15 +41,15 @@ internal static class Engine
         List<string> vars;
         try
         {
-            body = PolicyCompiler.CompileQuery(p, query, out vars);
+            (body, vars) = Compile(p, query);
         }
-        catch (Exception ex) when (ex is RegoParseException or CompileException)
+        catch (Exception ex) when (ex is RegoParseException or CompileException or InsufficientExecutionStackException)
         {
-            return new RegoQueryResult([], new RegoEvalError(ex is RegoParseException ? "rego_parse_error" : ((CompileException)ex).Code, ex.Message));
+            return new RegoQueryResult([], new RegoEvalError(ex is CompileException ce ? ce.Code : "rego_parse_error", ex.Message));
         }
         return Run(() =>
         {
-            var ev = new Evaluator(p, input, options);
+            using var ev = new Evaluator(p, input, options);
             var rows = new List<IReadOnlyDictionary<string, RegoValue>>();
             var f = new Frame();
             ev.EvalBody(f, body.Exprs, 0, () =>
@@ -60,6 +63,15 @@ internal static class Engine
         }, e => new RegoQueryResult([], e));
     }
 
+    private static (Body, List<string>) Compile(CompiledPolicy p, string query)
+    {
+        if (p.QueryCache.TryGetValue(query, out var cached)) return cached;
+        var body = PolicyCompiler.CompileQuery(p, query, out var vars);
+        if (p.QueryCache.Count > 1024) p.QueryCache.Clear();
+        p.QueryCache[query] = (body, vars);
+        return (body, vars);
+    }
+
     private static T Run<T>(Func<T> work, Func<RegoEvalError, T> onError)
     {
         try
@@ -68,7 +80,27 @@ internal static class Engine
         }
         catch (Exception ex) when (ex is StackLimitException or InsufficientExecutionStackException)
         {
-            // retry on a thread with a large stack
+            // retry on a thread with a large stack (bounded concurrency)
+            if (!DeepSlots.Wait(TimeSpan.FromMilliseconds(100)))
+                return onError(new RegoEvalError("eval_limit_error", "evaluation exceeded the maximum stack depth"));
+            try
+            {
+                return RunOnBigStack(work, onError);
+            }
+            finally
+            {
+                DeepSlots.Release();
+            }
+        }
+        catch (Exception ex)
+        {
+            return onError(ToError(ex));
+        }
+    }
+
+    private static T RunOnBigStack<T>(Func<T> work, Func<RegoEvalError, T> onError)
+    {
+        {
             T? result = default;
             Exception? failure = null;
             var t = new Thread(() =>
@@ -81,15 +113,11 @@ internal static class Engine
             if (failure is null) return result!;
             return onError(ToError(failure));
         }
-        catch (Exception ex)
-        {
-            return onError(ToError(ex));
-        }
     }
 
     private static RegoEvalError ToError(Exception ex) => ex switch
     {
-        EvalException ee => new RegoEvalError(ee.Code, ee.Message),
+        EvalException ee => new RegoEvalError(ee.Code, ee.Message) { File = ee.Location?.File, Line = ee.Location?.Line ?? 0, Column = ee.Location?.Col ?? 0 },
         StackLimitException => new RegoEvalError("eval_limit_error", "evaluation exceeded the maximum stack depth"),
         InsufficientExecutionStackException => new RegoEvalError("eval_limit_error", "evaluation exceeded the maximum stack depth"),
         OperationCanceledException => new RegoEvalError("eval_cancel_error", "caller cancelled query execution"),

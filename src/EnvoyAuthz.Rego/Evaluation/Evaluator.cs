@@ -8,9 +8,10 @@ using EnvoyAuthz.Rego.Syntax;
 namespace EnvoyAuthz.Rego.Evaluation;
 
 /// <summary>An evaluation error that aborts the whole evaluation.</summary>
-internal sealed class EvalException(string code, string message) : Exception(message)
+internal sealed class EvalException(string code, string message, Loc? location = null) : Exception(message)
 {
     public string Code { get; } = code;
+    public Loc? Location { get; } = location;
 }
 
 /// <summary>Thrown when the machine stack is nearly exhausted; the engine retries on a large-stack thread.</summary>
@@ -25,10 +26,52 @@ internal delegate bool VCont(RegoValue v);
 /// <summary>Variable bindings of one rule body / query.</summary>
 internal sealed class Frame
 {
-    private readonly Dictionary<string, RegoValue> _b = new(StringComparer.Ordinal);
-    public bool TryGet(string n, out RegoValue v) => _b.TryGetValue(n, out v!);
-    public void Bind(string n, RegoValue v) => _b[n] = v;
-    public void Unbind(string n) => _b.Remove(n);
+    // bindings are pushed and popped in LIFO order; a small array beats a dictionary for typical bodies
+    private string[] _names = new string[4];
+    private RegoValue[] _values = new RegoValue[4];
+    private int _count;
+
+    public bool TryGet(string n, out RegoValue v)
+    {
+        for (int i = _count - 1; i >= 0; i--)
+        {
+            if (ReferenceEquals(_names[i], n) || string.Equals(_names[i], n, StringComparison.Ordinal))
+            {
+                v = _values[i];
+                return true;
+            }
+        }
+        v = null!;
+        return false;
+    }
+
+    public void Bind(string n, RegoValue v)
+    {
+        if (_count == _names.Length)
+        {
+            Array.Resize(ref _names, _count * 2);
+            Array.Resize(ref _values, _count * 2);
+        }
+        _names[_count] = n;
+        _values[_count] = v;
+        _count++;
+    }
+
+    public void Unbind(string n)
+    {
+        for (int i = _count - 1; i >= 0; i--)
+        {
+            if (string.Equals(_names[i], n, StringComparison.Ordinal))
+            {
+                Array.Copy(_names, i + 1, _names, i, _count - i - 1);
+                Array.Copy(_values, i + 1, _values, i, _count - i - 1);
+                _count--;
+                _names[_count] = null!;
+                _values[_count] = null!;
+                return;
+            }
+        }
+    }
 }
 
 internal sealed class FuncOverride
@@ -56,7 +99,7 @@ internal sealed class PathSeg(RegoValue key, PathSeg? parent)
 /// Evaluates a compiled policy by backtracking over bindings (continuation-passing).
 /// One instance per evaluation; never shared between threads.
 /// </summary>
-internal sealed class Evaluator
+internal sealed class Evaluator : IDisposable
 {
     private static readonly ScalarTerm TrueTerm = new(RegoValue.True);
     private readonly CompiledPolicy _p;
@@ -68,8 +111,8 @@ internal sealed class Evaluator
     private RegoValue? _input;
     private List<(RegoValue[] Path, RegoValue Value)>? _dataOverrides;
     private Dictionary<string, FuncOverride>? _funcOverrides;
-    private Dictionary<RuleNode, RegoValue?> _cache = new();
-    private HashSet<RuleNode> _inProgress = new();
+    private Dictionary<RuleNode, RegoValue?>? _cache;
+    private HashSet<RuleNode>? _inProgress;
     private long _steps;
     private long _alloc;
     private int _depth;
@@ -80,21 +123,36 @@ internal sealed class Evaluator
         _o = o;
         _input = input;
         var tp = o.TimeProvider ?? TimeProvider.System;
-        _bctx = new BuiltinContext(o.StrictBuiltinErrors, o.CancellationToken, () => (tp.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100, o.PrintSink);
+        // builtins that loop (graph walks, ranges, templates) observe both the caller's token and the timeout
+        var token = o.CancellationToken;
+        if (o.Timeout is { } limit)
+        {
+            _timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(o.CancellationToken);
+            _timeoutCts.CancelAfter(limit);
+            token = _timeoutCts.Token;
+        }
+        _bctx = new BuiltinContext(o.StrictBuiltinErrors, token, () => (tp.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100, o.PrintSink);
         _deadline = o.Timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         _maxSteps = o.MaxSteps ?? long.MaxValue;
         _maxAlloc = o.MaxOutputBytes ?? long.MaxValue;
     }
 
+    private readonly CancellationTokenSource? _timeoutCts;
+
     public BuiltinContext BuiltinContext => _bctx;
+
+    public void Dispose() => _timeoutCts?.Dispose();
 
     // ------------------------------------------------------------------ limits
 
     private void Step()
     {
         if (++_steps > _maxSteps) throw new EvalException("eval_limit_error", "evaluation exceeded the step limit");
-        if ((_steps & 255) == 0) CheckLimits();
-        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack()) throw new StackLimitException();
+        if ((_steps & 15) == 0)
+        {
+            if ((_steps & 255) == 0) CheckLimits();
+            if (!RuntimeHelpers.TryEnsureSufficientExecutionStack()) throw new StackLimitException();
+        }
     }
 
     public void CheckLimits()
@@ -307,7 +365,7 @@ internal sealed class Evaluator
             throw new EvalException("eval_type_error", "with: invalid target");
         }
         var newCache = new Dictionary<RuleNode, RegoValue?>();
-        var newInProgress = new HashSet<RuleNode>();
+        HashSet<RuleNode>? newInProgress = null;
         void SetNew() { _input = newInput; _dataOverrides = newData; _funcOverrides = newFunc; _cache = newCache; _inProgress = newInProgress; }
         void SetOld() { _input = oldInput; _dataOverrides = oldData; _funcOverrides = oldFunc; _cache = oldCache; _inProgress = oldInProgress; }
         SetNew();
@@ -624,14 +682,33 @@ internal sealed class Evaluator
 
     private RegoObject MergeChildren(RegoObject v, RuleNode node, PathSeg? seg)
     {
-        var b = new RegoObject.Builder();
-        foreach (var kv in v.Pairs) b.Add(kv.Key, kv.Value);
+        RegoValue result = v;
+        // values produced by rules at this node are complete below the depth of their dynamic ref segments
+        int leafDepth = node.Complete.Count > 0 ? 0 : node.ObjectRules.Count > 0 ? node.ObjectRules.Min(r => r.DynamicSuffix.Length) : int.MaxValue;
         foreach (var (ck, cn) in node.Children)
         {
             var cv = Materialize(cn, null, _dataOverrides is not null ? new PathSeg(ck, seg) : null);
-            if (cv is not null) b.Add(ck, cv);
+            if (cv is null) continue;
+            result = MergeValues(result, new RegoObject.Builder(1).Add(ck, cv).Build(), 0, leafDepth);
         }
-        return b.Build();
+        return (RegoObject)result;
+    }
+
+    /// <summary>Deep merge of documents produced by different rules; differing leaves (values of one rule) are a conflict.</summary>
+    private static RegoValue MergeValues(RegoValue a, RegoValue b, int depth = 0, int leafDepth = int.MaxValue)
+    {
+        if (a is RegoObject ao && b is RegoObject bo && depth < leafDepth)
+        {
+            var builder = new RegoObject.Builder(ao.Count + bo.Count);
+            foreach (var kv in ao.Pairs)
+                builder.Add(kv.Key, bo.TryGetValue(kv.Key, out var bv) ? MergeValues(kv.Value, bv, depth + 1, leafDepth) : kv.Value);
+            foreach (var kv in bo.Pairs)
+                if (!ao.TryGetValue(kv.Key, out _)) builder.Add(kv.Key, kv.Value);
+            return builder.Build();
+        }
+        if (a is RegoSet sa && b is RegoSet sb) return RegoSet.FromUnsorted([.. sa.Items, .. sb.Items]);
+        if (a.Equals(b)) return a;
+        throw new EvalException("eval_conflict_error", "object keys must be unique");
     }
 
     private RegoValue? Materialize(RuleNode? node, RegoValue? baseVal, PathSeg? seg)
@@ -671,8 +748,11 @@ internal sealed class Evaluator
 
     private RegoValue? RuleValue(RuleNode node)
     {
+        _cache ??= new();
         if (_cache.TryGetValue(node, out var cached)) return cached;
-        if (!_inProgress.Add(node)) throw new EvalException("rego_recursion_error", $"rule {node.DottedPath} is recursive");
+        // recursion can only show up in deep evaluations (it is rejected at compile time; `with` can still create it)
+        bool track = _depth > 32;
+        if (track && !(_inProgress ??= new()).Add(node)) throw new EvalException("rego_recursion_error", $"rule {node.DottedPath} is recursive");
         Enter();
         try
         {
@@ -689,7 +769,7 @@ internal sealed class Evaluator
         }
         finally
         {
-            _inProgress.Remove(node);
+            if (track) _inProgress!.Remove(node);
             Leave();
         }
     }
@@ -697,8 +777,10 @@ internal sealed class Evaluator
     private RegoValue? EvalComplete(RuleNode node)
     {
         RegoValue? result = null;
-        foreach (var rule in node.Complete)
+        var completeRules = Select(node.Complete, node.CompleteIndex);
+        for (int ri = 0; ri < completeRules.Count; ri++)
         {
+            var rule = completeRules[ri];
             for (var r = rule; r is not null; r = r.Else)
             {
                 var v = EvalRuleBody(r);
@@ -711,9 +793,57 @@ internal sealed class Evaluator
         return result;
     }
 
+    private IReadOnlyList<Rule> Select(List<Rule> rules, Compiler.RuleIndex? index)
+    {
+        if (index is null) return rules;
+        var idx = index.Candidates(_input);
+        var result = new Rule[idx.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = rules[idx[i]];
+        return result;
+    }
+
     private static bool IsConstant(Term? t) => t is null || t is ScalarTerm;
 
+    private Rule? _currentRule;
+
     private RegoValue? EvalRuleBody(Rule r)
+    {
+        var saved = _currentRule;
+        _currentRule = r;
+        try { return EvalRuleBodyCore(r); }
+        finally { _currentRule = saved; }
+    }
+
+    /// <summary>rego.metadata.rule() / rego.metadata.chain() for the rule being evaluated.</summary>
+    private RegoValue Metadata(bool chain)
+    {
+        var r = _currentRule;
+        if (!chain) return r?.Annotations ?? RegoObject.Empty;
+        var list = new List<RegoValue>();
+        if (r is null) return RegoArray.Empty;
+        var path = new RegoArray(r.Path.ToArray());
+        var entry = new RegoObject.Builder().Add("path", path);
+        if (r.Annotations is not null) entry.Add("annotations", r.Annotations);
+        list.Add(entry.Build());
+        // document-scope annotations of the other rules of the same document
+        var node = _p.Root;
+        foreach (var k in r.Path) if (!node.Children.TryGetValue(k, out node!)) break;
+        if (node is not null)
+            foreach (var other in node.Complete.Concat(node.PartialSet).Concat(node.ObjectRules).Concat(node.Functions))
+                if (other != r && other.Annotations is { } oa && oa["scope"] is RegoString { Value: "document" })
+                    list.Add(new RegoObject.Builder().Add("path", path).Add("annotations", oa).Build());
+        // package annotations, innermost package first
+        for (int n = r.Module.PackagePath.Count; n > 0; n--)
+        {
+            var pn = _p.Root;
+            foreach (var k in r.Module.PackagePath.Take(n)) if (!pn.Children.TryGetValue(k, out pn!)) break;
+            if (pn?.PackageAnnotations is { } pa)
+                list.Add(new RegoObject.Builder().Add("path", new RegoArray(r.Module.PackagePath.Take(n).ToArray())).Add("annotations", pa).Build());
+        }
+        return new RegoArray(list.ToArray());
+    }
+
+    private RegoValue? EvalRuleBodyCore(Rule r)
     {
         var f = new Frame();
         RegoValue? res = null;
@@ -753,18 +883,22 @@ internal sealed class Evaluator
     private RegoValue? EvalPartial(RuleNode node)
     {
         List<RegoValue>? set = null;
-        foreach (var rule in node.PartialSet)
+        if (node.PartialSet.Count > 0) set = new();
+        var setRules = Select(node.PartialSet, node.PartialSetIndex);
+        for (int ri = 0; ri < setRules.Count; ri++)
         {
-            set ??= new();
+            var rule = setRules[ri];
             var f = new Frame();
-            var s = set;
+            var s = set!;
             EvalBody(f, rule.Body.Exprs, 0, () => EvalTerm(f, rule.Key!, v => { s.Add(v); Alloc(16); return true; }));
         }
         if (node.ObjectRules.Count == 0) return set is null ? null : RegoSet.FromUnsorted(set);
         var tree = new ObjTree();
         bool any = false;
-        foreach (var rule in node.ObjectRules)
+        var objectRules = Select(node.ObjectRules, node.ObjectIndex);
+        for (int ri = 0; ri < objectRules.Count; ri++)
         {
+            var rule = objectRules[ri];
             var f = new Frame();
             var suffix = rule.DynamicSuffix;
             var buf = new RegoValue[suffix.Length];
@@ -843,6 +977,11 @@ internal sealed class Evaluator
             return EvalMockCall(f, c, name, user, k);
         }
         if (name == "print" && !user) return EvalPrint(f, c, k);
+        if (!user && name is "rego.metadata.rule" or "rego.metadata.chain")
+        {
+            var md = Metadata(name == "rego.metadata.chain");
+            return c.Args.Length == 1 ? UnifyValue(f, c.Args[0], md, () => k(RegoValue.True)) : k(md);
+        }
         int arity;
         RuleNode? fnode = null;
         BuiltinDef? def = null;
@@ -862,7 +1001,12 @@ internal sealed class Evaluator
         {
             return EvalArgs(f, c.Args, args =>
             {
-                var r = user ? InvokeUser(fnode!, args) : InvokeBuiltin(def!, args);
+                var r = user ? InvokeUser(fnode!, args) : InvokeBuiltin(def!, args, c.Loc);
+                if (r is RegoArray rel && def is { Relation: true })
+                {
+                    foreach (var item in rel.Items) if (!k(item)) return false;
+                    return true;
+                }
                 return r is null || k(r);
             });
         }
@@ -871,7 +1015,7 @@ internal sealed class Evaluator
             var inArgs = c.Args[..^1];
             return EvalItems(f, inArgs, 0, new RegoValue[arity], args =>
             {
-                var r = user ? InvokeUser(fnode!, args) : InvokeBuiltin(def!, args);
+                var r = user ? InvokeUser(fnode!, args) : InvokeBuiltin(def!, args, c.Loc);
                 if (r is RegoArray rel && def is { Relation: true })
                 {
                     foreach (var item in rel.Items)
@@ -897,7 +1041,7 @@ internal sealed class Evaluator
             var oldInProgress = _inProgress;
             _funcOverrides = null;
             _cache = new();
-            _inProgress = new();
+            _inProgress = null;
             try
             {
                 if (user) return InvokeUser(_p.Functions[name], args);
@@ -946,7 +1090,7 @@ internal sealed class Evaluator
         return k(RegoValue.True);
     }
 
-    internal RegoValue? InvokeBuiltin(BuiltinDef def, RegoValue[] args)
+    internal RegoValue? InvokeBuiltin(BuiltinDef def, RegoValue[] args, Loc? loc = null)
     {
         try
         {
@@ -954,21 +1098,25 @@ internal sealed class Evaluator
         }
         catch (BuiltinException ex)
         {
-            if (_o.StrictBuiltinErrors) throw new EvalException(ex.Code, ex.Message);
+            if (_o.StrictBuiltinErrors) throw new EvalException(ex.Code, ex.Message, loc);
             return null;
         }
         catch (RegoNumberOverflowException ex)
         {
-            if (_o.StrictBuiltinErrors) throw new EvalException("eval_builtin_error", $"{def.Name}: {ex.Message}");
+            if (_o.StrictBuiltinErrors) throw new EvalException("eval_builtin_error", $"{def.Name}: {ex.Message}", loc);
             return null;
         }
         catch (InsufficientExecutionStackException)
         {
             throw new StackLimitException();
         }
-        catch (Exception ex) when (ex is not EvalException and not StackLimitException and not OperationCanceledException and not OutOfMemoryException)
+        catch (OperationCanceledException)
         {
-            if (_o.StrictBuiltinErrors) throw new EvalException("eval_builtin_error", $"{def.Name}: {ex.Message}");
+            throw new EvalException("eval_cancel_error", _o.CancellationToken.IsCancellationRequested ? "caller cancelled query execution" : "evaluation timed out");
+        }
+        catch (Exception ex) when (ex is not EvalException and not StackLimitException and not OutOfMemoryException)
+        {
+            if (_o.StrictBuiltinErrors) throw new EvalException("eval_builtin_error", $"{def.Name}: {ex.Message}", loc);
             return null;
         }
     }

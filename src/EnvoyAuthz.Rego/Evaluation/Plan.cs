@@ -1,4 +1,5 @@
 using EnvoyAuthz.Rego.Syntax;
+using EnvoyAuthz.Rego.Compiler;
 
 namespace EnvoyAuthz.Rego.Evaluation;
 
@@ -24,6 +25,11 @@ internal sealed class RuleNode
     public List<Rule> ObjectRules { get; } = [];
     public List<Rule> Functions { get; } = [];
     public Rule? Default { get; set; }
+    /// <summary>Package-scope METADATA of the package at this node (from any of its modules).</summary>
+    public RegoObject? PackageAnnotations { get; set; }
+    public Compiler.RuleIndex? CompleteIndex { get; set; }
+    public Compiler.RuleIndex? PartialSetIndex { get; set; }
+    public Compiler.RuleIndex? ObjectIndex { get; set; }
     public int Arity { get; set; } = -1;
 
     /// <summary>True when a complete rule's value is a constant (the body can stop at its first solution).</summary>
@@ -51,4 +57,7 @@ internal sealed class CompiledPolicy
     public RuleNode Root { get; }
     public Dictionary<string, RuleNode> Functions { get; }
     public int NodeCount { get; }
+
+    /// <summary>Compiled queries by text (bounded); compiled query bodies are immutable and shared.</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, (Body Body, List<string> Vars)> QueryCache { get; } = new(StringComparer.Ordinal);
 }

@@ -122,6 +122,8 @@ internal sealed class Rule
     /// <summary>Dynamic (non-ground) suffix of the head ref after the ground prefix.</summary>
     public Term[] DynamicSuffix = [];
     public RuleKind Kind;
+    /// <summary>METADATA annotations (normalised), or null.</summary>
+    public RegoObject? Annotations;
 }
 
 internal sealed class Import
@@ -138,4 +140,6 @@ internal sealed class Module
     public List<RegoValue> PackagePath = [];
     public List<Import> Imports = [];
     public List<Rule> Rules = [];
+    /// <summary>Package-scope METADATA annotations (normalised), or null.</summary>
+    public RegoObject? PackageAnnotations;
 }

@@ -29,7 +29,10 @@ internal sealed class RegoParseException(string message, int line, int col) : Ex
 
 internal static class Lexer
 {
-    public static List<Token> Lex(string src, int lineOffset = 0, int colOffset = 0)
+    public static List<Token> Lex(string src, int lineOffset = 0, int colOffset = 0) => Lex(src, lineOffset, colOffset, null);
+
+    /// <summary>Lexes source; when <paramref name="comments"/> is given, collects comments as (line, text after '#').</summary>
+    public static List<Token> Lex(string src, int lineOffset, int colOffset, List<(int Line, string Text)>? comments)
     {
         var toks = new List<Token>();
         int i = 0, line = 1, lineStart = 0;
@@ -42,7 +45,12 @@ internal static class Lexer
                 char c = src[i];
                 if (c == '\n') { nl = true; i++; line++; lineStart = i; }
                 else if (c == ' ' || c == '\t' || c == '\r') i++;
-                else if (c == '#') { while (i < src.Length && src[i] != '\n') i++; }
+                else if (c == '#')
+                {
+                    int cs = i + 1;
+                    while (i < src.Length && src[i] != '\n') i++;
+                    comments?.Add((line + lineOffset, src[cs..i].TrimEnd('\r')));
+                }
                 else break;
             }
             var t = new Token { Line = line + lineOffset, Col = i - lineStart + 1 + (line == 1 ? colOffset : 0), Pos = i, NewlineBefore = nl, Text = "" };

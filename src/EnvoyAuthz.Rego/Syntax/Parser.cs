@@ -25,8 +25,11 @@ internal sealed class Parser
 
     public static Module ParseModule(string file, string src, int maxDepth, WildcardCounter wild)
     {
-        var p = new Parser(src, Lexer.Lex(src), file, maxDepth, wild);
-        return p.Module();
+        var comments = new List<(int Line, string Text)>();
+        var p = new Parser(src, Lexer.Lex(src, 0, 0, comments), file, maxDepth, wild);
+        var m = p.Module();
+        if (comments.Count > 0) Annotations.Attach(m, comments, p._t);
+        return m;
     }
 
     public static Body ParseQuery(string src, int maxDepth, WildcardCounter wild)
@@ -71,6 +74,7 @@ internal sealed class Parser
     private void Enter()
     {
         if (++_depth > _maxDepth) throw Err("nesting too deep");
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
     }
 
     // ---------------- module ----------------
@@ -125,6 +129,7 @@ internal sealed class Parser
     private List<Rule> RuleDecl(Module m)
     {
         var start = Cur;
+        _chain = 0;
         var rule = new Rule { Loc = L(start), File = _file, Module = m };
         if (IsIdent("default"))
         {
@@ -230,9 +235,12 @@ internal sealed class Parser
         // find matching brace and see what follows
         int depth = 0;
         int i = _p;
+        bool firstStatement = true;
         for (; i < _t.Count; i++)
         {
             var k = _t[i].Kind;
+            if (depth == 1 && i > _p + 1 && (_t[i].NewlineBefore || k is Tok.Semi or Tok.Assign or Tok.Unify)) firstStatement = false;
+            if (depth == 1 && firstStatement && (k == Tok.Colon || k == Tok.Pipe)) return false; // object or comprehension
             if (k == Tok.LBrace || k == Tok.LBrack || k == Tok.LParen) depth++;
             else if (k == Tok.RBrace || k == Tok.RBrack || k == Tok.RParen)
             {
@@ -268,6 +276,7 @@ internal sealed class Parser
         {
             if (Cur.Kind == Tok.EOF) throw Err("unexpected eof token");
             if (exprs.Count > 0 && !Cur.NewlineBefore && _t[_p - 1].Kind != Tok.Semi) throw Err($"unexpected {Describe(Cur)} token");
+            _chain = 0;
             var e = ExprWithMods();
             e.Index = exprs.Count;
             exprs.Add(e);
@@ -397,7 +406,13 @@ internal sealed class Parser
         return new Expr { Kind = ExprKind.Term, Term = left, Loc = loc };
     }
 
-    private Term Call(string name, Term a, Term b, Loc loc) => new CallTerm(new VarTerm(name), [a, b]) { Loc = loc };
+    private int _chain;
+
+    private Term Call(string name, Term a, Term b, Loc loc)
+    {
+        if (++_chain > _maxDepth * 8) throw new RegoParseException("expression too deeply nested", loc.Line, loc.Col);
+        return new CallTerm(new VarTerm(name), [a, b]) { Loc = loc };
+    }
 
     internal Term TermIn()
     {
@@ -755,7 +770,8 @@ internal sealed class Parser
                 if (depth != 0) throw new RegoParseException("unterminated template expression", tok.Line, tok.Col);
                 var inner = s.Substring(i + 1, j - i - 1);
                 if (sb.Length > 0) { parts.Add(sb.ToString()); sb.Clear(); }
-                var sub = new Parser(inner, Lexer.Lex(inner, tok.Line - 1, 0), _file, _maxDepth, _wild);
+                var sub = new Parser(inner, Lexer.Lex(inner, tok.Line - 1, 0), _file, _maxDepth, _wild) { _depth = _depth + 1 };
+                if (sub._depth > _maxDepth) throw new RegoParseException("nesting too deep", tok.Line, tok.Col);
                 var e = sub.ExprWithMods();
                 if (sub.Cur.Kind != Tok.EOF) throw new RegoParseException("unexpected token in template expression", tok.Line, tok.Col);
                 parts.Add(e);

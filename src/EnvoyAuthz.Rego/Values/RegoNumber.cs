@@ -356,6 +356,8 @@ public sealed class RegoNumber : RegoValue
         if (Mantissa.Sign < 0) sb.Append('-');
         if (Exponent >= 0)
         {
+            // integers with many trailing zeros (e.g. 2e308) print in exponent form, as OPA prints such literals
+            if (Exponent > 20) return sb.Append(digits).Append('e').Append(Exponent.ToString(CultureInfo.InvariantCulture)).ToString();
             if (Exponent + digits.Length <= 400)
             {
                 sb.Append(digits).Append('0', Exponent);

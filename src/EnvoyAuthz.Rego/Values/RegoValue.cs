@@ -314,11 +314,12 @@ public sealed class RegoSet : RegoValue
             foreach (var v in Items) if (v.Equals(value)) return true;
             return false;
         }
-        var l = _lookup;
+        var l = Volatile.Read(ref _lookup);
         if (l is null)
         {
+            // safe publication: other threads see either null or a fully built lookup
             l = new HashSet<RegoValue>(Items);
-            _lookup = l;
+            l = Interlocked.CompareExchange(ref _lookup, l, null) ?? l;
         }
         return l.Contains(value);
     }
@@ -434,12 +435,12 @@ public sealed class RegoObject : RegoValue
             value = null!;
             return false;
         }
-        var l = _lookup;
+        var l = Volatile.Read(ref _lookup);
         if (l is null)
         {
             l = new Dictionary<RegoValue, int>(Keys.Length);
             for (int i = 0; i < Keys.Length; i++) l[Keys[i]] = i;
-            _lookup = l;
+            l = Interlocked.CompareExchange(ref _lookup, l, null) ?? l;
         }
         if (l.TryGetValue(key, out int idx)) { value = Values[idx]; return true; }
         value = null!;

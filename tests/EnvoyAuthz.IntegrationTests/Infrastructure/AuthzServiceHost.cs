@@ -47,8 +47,7 @@ public sealed class AuthzServiceHost : IAsyncDisposable
     public static async Task<AuthzServiceHost> StartAsync(IEnumerable<KeyValuePair<string, string?>> settings,
         Action<IServiceCollection>? configureServices = null, bool dev = false)
     {
-        var grpcPort = FreePort();
-        var httpPort = FreePort();
+        var (grpcPort, httpPort) = TwoFreePorts();
         var all = new List<KeyValuePair<string, string?>>
         {
             new("EnvoyAuthz:Server:GrpcPort", grpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture)),
@@ -124,11 +123,14 @@ public sealed class AuthzServiceHost : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static int FreePort()
+    /// <summary>Two distinct free ports (both listeners held open while reading, so the OS cannot hand out one twice).</summary>
+    private static (int, int) TwoFreePorts()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        using var a = new TcpListener(IPAddress.Loopback, 0);
+        using var b = new TcpListener(IPAddress.Loopback, 0);
+        a.Start();
+        b.Start();
+        return (((IPEndPoint)a.LocalEndpoint).Port, ((IPEndPoint)b.LocalEndpoint).Port);
     }
 }
 

@@ -97,3 +97,55 @@ public sealed class EvaluatorTests
         Assert.Equal(RegoValue.From(1_700_000_000L * 1_000_000_000L), r.Value);
     }
 }
+
+public sealed class CompilerChecksTests
+{
+    [Fact]
+    public void RecursiveRules_ReportRecursionError()
+    {
+        var r = RegoCompiler.Compile([new RegoModuleSource("r.rego", "package x\n\np if q\n\nq if p\n")]);
+        Assert.False(r.Success);
+        Assert.Equal("rego_recursion_error", r.Errors[0].Code);
+        Assert.Contains("data.x.p", r.Errors[0].Message);
+    }
+
+    [Fact]
+    public void RecursiveFunction_ReportsRecursionError()
+    {
+        var r = RegoCompiler.Compile([new RegoModuleSource("r.rego", "package x\n\nf(n) := f(n - 1)\n")]);
+        Assert.Equal("rego_recursion_error", Assert.Single(r.Errors).Code);
+    }
+
+    [Fact]
+    public void UndefinedFunction_ReportsTypeError()
+    {
+        var r = RegoCompiler.Compile([new RegoModuleSource("r.rego", "package x\n\np if no_such_function(1)\n")]);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal("rego_type_error", e.Code);
+        Assert.Equal(3, e.Line);
+    }
+
+    [Fact]
+    public void StrictBuiltinError_CarriesLocation()
+    {
+        var p = EvaluatorTests.Compile("package x\n\np := x if {\n  x := 1 / 0\n}\n");
+        var err = p.Evaluate("data.x.p", null, new RegoEvalOptions { StrictBuiltinErrors = true }).Error;
+        Assert.NotNull(err);
+        Assert.Equal("t.rego", err.File);
+        Assert.Equal(4, err.Line);
+        Assert.StartsWith("t.rego:4: eval_builtin_error: div: divide by zero", err.ToString());
+    }
+
+    [Fact]
+    public void IndexedRules_MatchUnindexedSemantics()
+    {
+        var rules = string.Join("\n", Enumerable.Range(0, 50).Select(i => $"allow if {{\n  input.method == \"M{i}\"\n  input.n > {i}\n}}"));
+        var p = EvaluatorTests.Compile($"package x\n\ndefault allow := false\n\n{rules}\n\nallow if input.admin\n");
+        Assert.Equal(RegoValue.True, p.Evaluate("data.x.allow", RegoJson.Parse("{\"method\":\"M7\",\"n\":8}")).Value);
+        Assert.Equal(RegoValue.False, p.Evaluate("data.x.allow", RegoJson.Parse("{\"method\":\"M7\",\"n\":7}")).Value);
+        Assert.Equal(RegoValue.True, p.Evaluate("data.x.allow", RegoJson.Parse("{\"method\":\"none\",\"admin\":true}")).Value);
+        Assert.Equal(RegoValue.False, p.Evaluate("data.x.allow", RegoJson.Parse("{}")).Value);
+        var q = p.Query("x := data.x.allow with input as {\"method\": \"M3\", \"n\": 4}", null);
+        Assert.Equal(RegoValue.True, q.Bindings[0]["x"]);
+    }
+}

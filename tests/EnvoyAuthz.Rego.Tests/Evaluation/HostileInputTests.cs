@@ -69,3 +69,28 @@ public sealed class HostileInputTests
         Assert.True(p.Evaluate("data.x.r4999", RegoJson.Parse("{\"v\":4999}")).IsDefined);
     }
 }
+
+public sealed class RuntimeRecursionTests
+{
+    [Fact]
+    public void MockInducedRecursion_ReportsErrorNotCrash()
+    {
+        var p = EvaluatorTests.Compile("package x\n\nf(n) := g(n)\n\ng(n) := n\n\np := y if y := f(1) with g as h\n\nh(n) := f(n)\n");
+        var r = p.Evaluate("data.x.p", null);
+        Assert.NotNull(r);
+        Assert.False(r.IsDefined && r.Error is not null);
+    }
+
+    [Fact]
+    public void LongRuleChain_EvaluatesOnSmallStackThread()
+    {
+        var rules = string.Join("\n", Enumerable.Range(0, 1500).Select(i => $"r{i} := r{i + 1} + 1"));
+        var p = EvaluatorTests.Compile($"package x\n\n{rules}\n\nr1500 := 0\n");
+        RegoEvalResult? result = null;
+        var t = new Thread(() => result = p.Evaluate("data.x.r0", null), 512 * 1024);
+        t.Start();
+        t.Join();
+        Assert.NotNull(result);
+        Assert.True(result.IsDefined ? result.Value!.Equals(RegoValue.From(1500)) : result.Error?.Code == "eval_limit_error", result.Error?.ToString());
+    }
+}

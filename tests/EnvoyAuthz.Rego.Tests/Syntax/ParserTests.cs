@@ -48,3 +48,53 @@ public sealed class ParserTests
         Assert.Equal(RegoValue.True, r.Policy!.Evaluate("data.x.p", null).Value);
     }
 }
+
+public sealed class HostileSourceTests
+{
+    [Theory]
+    [InlineData(100_000)]
+    public void LongOperatorChain_FailsCleanly(int n)
+    {
+        var src = "package x\n\np := " + string.Join(" + ", Enumerable.Repeat("1", n)) + "\n";
+        var r = RegoCompiler.Compile([new RegoModuleSource("chain.rego", src)]);
+        Assert.False(r.Success);
+        Assert.Equal("rego_parse_error", r.Errors[0].Code);
+    }
+
+    [Fact]
+    public void NestedTemplates_FailCleanly()
+    {
+        var inner = "1";
+        for (int i = 0; i < 2000; i++) inner = "$\"{" + inner + "}\"";
+        var r = RegoCompiler.Compile([new RegoModuleSource("t.rego", "package x\n\np := " + inner + "\n")]);
+        Assert.False(r.Success);
+    }
+
+    [Fact]
+    public void DeepNestingOnSmallStackThread_ReportsErrorNotCrash()
+    {
+        RegoCompileResult? result = null;
+        var t = new Thread(() =>
+        {
+            var src = "package x\n\np := " + new string('(', 500) + "1" + new string(')', 500) + "\n";
+            result = RegoCompiler.Compile([new RegoModuleSource("s.rego", src)]);
+        }, 256 * 1024);
+        t.Start();
+        t.Join();
+        Assert.NotNull(result);
+    }
+
+    [Fact]
+    public void GarbageInput_NeverThrows()
+    {
+        var rnd = new Random(42);
+        const string alphabet = "package x\n{}[]()|:=,.;\"`$ if else not some every in with as contains default 1 2.5e3 abc _";
+        for (int i = 0; i < 500; i++)
+        {
+            var chars = new char[rnd.Next(1, 200)];
+            for (int j = 0; j < chars.Length; j++) chars[j] = alphabet[rnd.Next(alphabet.Length)];
+            var r = RegoCompiler.Compile([new RegoModuleSource("g.rego", "package x\n" + new string(chars))]);
+            if (r.Success) r.Policy!.Evaluate("data.x", RegoObject.Empty, new RegoEvalOptions { Timeout = TimeSpan.FromMilliseconds(100) });
+        }
+    }
+}
