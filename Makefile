@@ -16,7 +16,7 @@ build: ## Build everything (fetches the pinned Envoy protos on first build)
 	$(DOTNET) build EnvoyAuthz.sln -c $(CONFIG) -warnaserror
 
 run: ## Run the service in dev mode: gRPC :9191, HTTP :9192, trusts a local dev key (ARGS=... for more)
-	$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- serve --dev --config envoy/envoy-authz.dev.yaml $(ARGS)
+	$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- serve --dev --config $(CURDIR)/envoy/envoy-authz.dev.yaml $(ARGS)
 
 token: ## Mint a dev token for `make run` (ARGS="--sub alice --groups admins,viewers")
 	@$(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- token $(ARGS)
@@ -36,7 +36,7 @@ test: build ## Run every test suite; ends with "N passed, N failed"
 
 policy-test: ## Run the Rego unit tests of every policy folder under envoy/ (envoy-authz policy test)
 	@for d in $$(find envoy -name '*_test.rego' -printf '%h\n' | sort -u); do \
-	  $(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- policy test $$d || exit 1; \
+	  $(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- policy test $(CURDIR)/$$d || exit 1; \
 	done
 
 conformance: ## Run OPA's Rego conformance suite (../shared/rego-conformance or REGO_CONFORMANCE_DIR)
