@@ -64,6 +64,9 @@ public sealed class RegoEvalOptions
     public Action<string>? PrintSink { get; init; }
     /// <summary>Maximum evaluation depth (nested rule/function calls and comprehension nesting). Default 2000.</summary>
     public int MaxDepth { get; init; } = 2000;
+
+    /// <summary>What policies may reach outside the engine (<c>http.send</c>, DNS, <c>opa.runtime</c>); null (default) = nothing.</summary>
+    public RegoHost? Host { get; init; }
 }
 
 /// <summary>An evaluation error.</summary>

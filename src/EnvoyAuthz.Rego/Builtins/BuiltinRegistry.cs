@@ -28,13 +28,17 @@ internal sealed class BuiltinContext
     private readonly Func<long> _now;
     private long? _nowNs;
 
-    public BuiltinContext(bool strict, CancellationToken ct, Func<long> now, Action<string>? print)
+    public BuiltinContext(bool strict, CancellationToken ct, Func<long> now, Action<string>? print, RegoHost? host = null)
     {
         StrictBuiltinErrors = strict;
         CancellationToken = ct;
         _now = now;
         Print = print;
+        Host = host;
     }
+
+    /// <summary>Outside access granted by the caller, or null.</summary>
+    public RegoHost? Host { get; }
 
     public bool StrictBuiltinErrors { get; }
     public CancellationToken CancellationToken { get; }

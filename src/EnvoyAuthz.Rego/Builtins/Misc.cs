@@ -34,25 +34,54 @@ internal static class Misc
         // evaluated by the evaluator, which knows the rule being evaluated
         BuiltinRegistry.Add(r, "rego.metadata.rule", 0, (_, _) => RegoObject.Empty);
         BuiltinRegistry.Add(r, "rego.metadata.chain", 0, (_, _) => RegoArray.Empty);
-        BuiltinRegistry.Add(r, "opa.runtime", 0, (_, _) => RegoObject.Empty);
+        BuiltinRegistry.Add(r, "opa.runtime", 0, (ctx, _) => ctx.Host?.Runtime() ?? RegoObject.Empty);
         BuiltinRegistry.Add(r, "trace", 1, (_, _) => RegoValue.True);
         // network access is not available to policies of this engine; the name exists so that `with http.send as ...` mocks work
-        BuiltinRegistry.Add(r, "http.send", 1, (_, a) =>
+        BuiltinRegistry.Add(r, "http.send", 1, (ctx, a) =>
         {
             var req = Arg.Obj("http.send", a, 0);
             var invalid = req.KeyList.Select(k => (k as RegoString)?.Value ?? k.ToString()).Where(k => !HttpSendKeys.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
             if (invalid.Count > 0) throw BuiltinException.TypeMsg("http.send", $"invalid request parameters(s): {{{string.Join(", ", invalid.Select(Strings.Quote))}}}");
             var missing = new[] { "method", "url" }.Where(k => !req.TryGetValue(k, out var _)).ToList();
             if (missing.Count > 0) throw BuiltinException.TypeMsg("http.send", $"missing required request parameters(s): {{{string.Join(", ", missing.Select(Strings.Quote))}}}");
-            throw BuiltinException.Error("http.send", "network access is disabled");
+            if (ctx.Host is not { } host)
+            {
+                throw BuiltinException.Error("http.send", "network access is disabled");
+            }
+            try
+            {
+                return host.HttpSend(req, ctx.CancellationToken);
+            }
+            catch (RegoHostException ex)
+            {
+                // raise_error: false turns a failed request into a response object, as OPA does.
+                if (req.TryGetValue("raise_error", out var raise) && raise is RegoBoolean { Value: false })
+                {
+                    return new RegoObject.Builder(2).Add("status_code", RegoValue.From(0L))
+                        .Add("error", new RegoObject.Builder(2).Add("code", RegoValue.From("eval_http_send_network_error")).Add("message", RegoValue.From(ex.Message)).Build())
+                        .Build();
+                }
+                throw BuiltinException.Error("http.send", ex.Message);
+            }
         }, nondeterministic: true);
-        BuiltinRegistry.Add(r, "net.lookup_ip_addr", 1, (_, a) =>
+        BuiltinRegistry.Add(r, "net.lookup_ip_addr", 1, (ctx, a) =>
         {
             var name = Arg.Str("net.lookup_ip_addr", a, 0);
             if (System.Net.IPAddress.TryParse(name, out var ip)) return RegoSet.From(Arg.S(ip.ToString()));
             if (name.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return RegoSet.From(Arg.S("127.0.0.1"), Arg.S("::1"));
-            // DNS is not available to policies of this engine
-            throw BuiltinException.Error("net.lookup_ip_addr", $"lookup {name}: name resolution is disabled");
+            if (ctx.Host is not { } host)
+            {
+                // DNS is not available to policies unless the host grants it
+                throw BuiltinException.Error("net.lookup_ip_addr", $"lookup {name}: name resolution is disabled");
+            }
+            try
+            {
+                return RegoSet.From(host.LookupIpAddresses(name, ctx.CancellationToken).Select(Arg.S));
+            }
+            catch (RegoHostException ex)
+            {
+                throw BuiltinException.Error("net.lookup_ip_addr", ex.Message);
+            }
         }, nondeterministic: true);
     }
 

@@ -131,7 +131,7 @@ internal sealed class Evaluator : IDisposable
             _timeoutCts.CancelAfter(limit);
             token = _timeoutCts.Token;
         }
-        _bctx = new BuiltinContext(o.StrictBuiltinErrors, token, () => (tp.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100, o.PrintSink);
+        _bctx = new BuiltinContext(o.StrictBuiltinErrors, token, () => (tp.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100, o.PrintSink, o.Host);
         _deadline = o.Timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         _maxSteps = o.MaxSteps ?? long.MaxValue;
         _maxAlloc = o.MaxOutputBytes ?? long.MaxValue;

@@ -218,8 +218,27 @@ public sealed class PolicyOptions
     /// <summary>Largest body parsed into <c>input.parsed_body</c>, in bytes. Default 65536; range 0–16777216.</summary>
     public int MaxParsedBodyBytes { get; set; } = 65_536;
 
+    /// <summary><c>http.send</c> for policies of the <c>rego</c> engine. Off unless destinations are listed.</summary>
+    public PolicyHttpSendOptions HttpSend { get; set; } = new();
+
+    /// <summary>Let policies resolve host names (<c>net.lookup_ip_addr</c>). Default false.</summary>
+    public bool AllowDnsLookups { get; set; }
+
     /// <summary>Remote OPA REST Data API, used when <see cref="Engine"/> is <c>remote-opa</c>.</summary>
     public RemoteOpaOptions RemoteOpa { get; set; } = new();
+}
+
+/// <summary><c>http.send</c> from policies: off unless destinations are listed.</summary>
+public sealed class PolicyHttpSendOptions
+{
+    /// <summary>URL prefixes policies may call, e.g. <c>https://hr.internal/api/</c> (scheme, host, port and path prefix, compared case-insensitively). Default none: <c>http.send</c> is a builtin error.</summary>
+    public List<string> AllowedUrlPrefixes { get; set; } = [];
+
+    /// <summary>Timeout of one call (a policy's own <c>timeout</c> may only shorten it). Default 500 ms; range 10 ms–10 s.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Largest response accepted, in bytes. Default 1048576; range 1024–67108864.</summary>
+    public int MaxResponseBytes { get; set; } = 1 << 20;
 }
 
 /// <summary>Names of the policy engines.</summary>

@@ -167,6 +167,12 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
                 e.Add($"{S}:Policy:BundleUrl is only used by the rego engine (Engine is '{p.Engine}').");
             }
         }
+        for (var i = 0; i < p.HttpSend.AllowedUrlPrefixes.Count; i++)
+        {
+            CheckUrl(e, $"{S}:Policy:HttpSend:AllowedUrlPrefixes:{i}", p.HttpSend.AllowedUrlPrefixes[i], requireHttps: false);
+        }
+        Range(e, $"{S}:Policy:HttpSend:Timeout", p.HttpSend.Timeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(10));
+        Range(e, $"{S}:Policy:HttpSend:MaxResponseBytes", p.HttpSend.MaxResponseBytes, 1024, 64 << 20);
         Range(e, $"{S}:Policy:BundlePollInterval", p.BundlePollInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         Range(e, $"{S}:Policy:BundleTimeout", p.BundleTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5));
         if (p.Path is not null && p.Engine != PolicyEngines.Rego)

@@ -157,6 +157,8 @@ public static class AuthzHost
         s.AddHttpClient("oidc-metadata");
         s.AddHttpClient("remote-opa");
         s.AddHttpClient("policy-bundle", h => h.Timeout = options.Policy.BundleTimeout + TimeSpan.FromSeconds(1));
+        s.AddHttpClient("policy-http-send", h => h.Timeout = options.Policy.HttpSend.Timeout + TimeSpan.FromSeconds(1))
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
         s.AddRouting();
         s.AddGrpc(o => o.EnableDetailedErrors = false);
         s.AddGrpcHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);

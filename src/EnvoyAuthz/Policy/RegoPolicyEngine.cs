@@ -37,6 +37,7 @@ public sealed class RegoPolicyEngine : IPolicyEngine
     private readonly HttpClient? _bundleHttp;
     private readonly Resilience.DependencyGuard? _bundleGuard;
     private string? _bundleEtag;
+    private readonly ServiceRegoHost? _host;
 
     /// <summary>
     /// Loads and compiles the configured policy; throws <see cref="PolicyLoadException"/> if it
@@ -51,6 +52,10 @@ public sealed class RegoPolicyEngine : IPolicyEngine
         _metrics = metrics;
         _time = time;
         _logger = logger;
+        if (ServiceRegoHost.IsEnabled(_options))
+        {
+            _host = new ServiceRegoHost(_options, (clients ?? throw new ArgumentNullException(nameof(clients), "http.send needs an HTTP client")).CreateClient("policy-http-send"));
+        }
         if (_options.BundleUrl is not null)
         {
             _bundleHttp = (clients ?? throw new ArgumentNullException(nameof(clients), "a bundle URL needs an HTTP client")).CreateClient("policy-bundle");
@@ -88,6 +93,9 @@ public sealed class RegoPolicyEngine : IPolicyEngine
     /// <summary>The policy now serving.</summary>
     public RegoPolicy Policy => _current!.Policy;
 
+    /// <summary>What policies may reach outside (null when nothing is configured).</summary>
+    internal RegoHost? Host => _host;
+
     /// <summary>The bundle now serving.</summary>
     public PolicyBundle Bundle => _current!.Bundle;
 
@@ -101,6 +109,7 @@ public sealed class RegoPolicyEngine : IPolicyEngine
             Timeout = _options.EvaluationTimeout,
             MaxSteps = _options.MaxEvaluationSteps,
             TimeProvider = _time,
+            Host = _host,
         });
         if (result.Error is { } error)
         {

@@ -1,0 +1,116 @@
+using EnvoyAuthz.Configuration;
+using EnvoyAuthz.Observability;
+using EnvoyAuthz.Policy;
+using EnvoyAuthz.Rego;
+using EnvoyAuthz.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EnvoyAuthz.Tests.Policy;
+
+/// <summary>http.send, DNS and opa.runtime: off by default; when configured, only to allowed URL prefixes (against a real loopback server).</summary>
+public sealed class RegoHostAccessTests : IAsyncLifetime
+{
+    private WebApplication _server = null!;
+    private string _base = "";
+    private readonly string _dir = Directory.CreateTempSubdirectory("envoy-authz-httpsend-").FullName;
+
+    public async ValueTask InitializeAsync()
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
+        builder.Services.AddRouting();
+        builder.Logging.ClearProviders();
+        _server = builder.Build();
+        _server.MapGet("/hr/employees/{id}", (string id) => Results.Json(new { allowed = id == "alice" }));
+        _server.MapGet("/hr/redirect", () => Results.Redirect("http://169.254.169.254/latest/meta-data"));
+        _server.MapGet("/secrets/keys", () => Results.Json(new { allowed = true }));
+        await _server.StartAsync();
+        _base = _server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        File.WriteAllText(Path.Combine(_dir, "p.rego"), """
+            package envoy.authz
+            import rego.v1
+            allow if {
+                resp := http.send({"method": "GET", "url": input.url})
+                resp.status_code == 200
+                resp.body.allowed == true
+            }
+            soft := http.send({"method": "GET", "url": input.url, "raise_error": false})
+            runtime := opa.runtime()
+            """);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private RegoPolicyEngine Engine(params string[] allowed)
+    {
+        var options = new AuthzOptions();
+        options.Policy.Path = _dir;
+        options.Policy.HttpSend.AllowedUrlPrefixes = [.. allowed];
+        var services = new ServiceCollection();
+        services.AddHttpClient("policy-http-send").ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        var provider = services.BuildServiceProvider();
+        return new RegoPolicyEngine(options, new AuthzMetrics(Prometheus.Metrics.NewCustomRegistry()), TimeProvider.System,
+            NullLogger<RegoPolicyEngine>.Instance, provider.GetRequiredService<IHttpClientFactory>());
+    }
+
+    private static RegoEvalResult Eval(RegoPolicyEngine engine, string rule, string url) =>
+        engine.Policy.Evaluate("data.envoy.authz." + rule, new RegoObject.Builder().Add("url", RegoValue.From(url)).Build(),
+            new RegoEvalOptions { Host = EngineHost(engine) });
+
+    // The engine passes its host on every decision; direct evaluations here use the same one.
+    private static RegoHost? EngineHost(RegoPolicyEngine engine) => engine.Host;
+
+    [Fact]
+    public void Default_HttpSendIsDisabled()
+    {
+        var engine = Engine();
+        Assert.Null(EngineHost(engine));
+        Assert.False(Eval(engine, "allow", _base + "/hr/employees/alice").IsDefined);
+    }
+
+    [Fact]
+    public async Task AllowedPrefix_PolicyDecidesOnTheAnswer()
+    {
+        var engine = Engine(_base + "/hr/");
+        Assert.Equal(RegoValue.True, Eval(engine, "allow", _base + "/hr/employees/alice").Value);
+        Assert.False(Eval(engine, "allow", _base + "/hr/employees/mallory").IsDefined);
+        // Through the engine's decision path too.
+        var decision = await engine.EvaluateAsync(new PolicyContext
+        {
+            Request = Requests.Parsed(Requests.Http()),
+            Input = new RegoObject.Builder().Add("url", RegoValue.From(_base + "/hr/employees/alice")).Build(),
+        }, TestContext.Current.CancellationToken);
+        Assert.Equal(RegoValue.True, decision.Decision);
+    }
+
+    [Fact]
+    public void OutsideThePrefix_IsRefused_AndRedirectsAreNotFollowed()
+    {
+        var engine = Engine(_base + "/hr/");
+        Assert.False(Eval(engine, "allow", _base + "/secrets/keys").IsDefined);
+        var soft = Assert.IsType<RegoObject>(Eval(engine, "soft", _base + "/secrets/keys").Value);
+        Assert.Contains("not an allowed destination", soft["error"]!.ToJson());
+        var redirected = Assert.IsType<RegoObject>(Eval(engine, "soft", _base + "/hr/redirect").Value);
+        Assert.Equal(RegoValue.From(302L), redirected["status_code"]);
+    }
+
+    [Fact]
+    public void OpaRuntime_NeverExposesTheEnvironment()
+    {
+        var engine = Engine(_base + "/hr/");
+        var runtime = Assert.IsType<RegoObject>(Eval(engine, "runtime", "").Value);
+        Assert.Equal(0, ((RegoObject)runtime["env"]!).Count);
+        Assert.StartsWith("envoy-authz", ((RegoString)runtime["version"]!).Value);
+    }
+}
