@@ -144,15 +144,12 @@ public sealed class RegoPolicyEngine : IPolicyEngine
                 {
                     return false;
                 }
-                _current = Compile(bundle);
-                _metrics.PolicyReloads.WithLabels("success").Inc();
-                PolicyLog.PolicyLoaded(_logger, _options.Path, bundle.Modules.Count, bundle.Revision);
+                TakeOver(bundle, _options.Path);
                 return true;
             }
             catch (PolicyLoadException ex)
             {
-                _metrics.PolicyReloads.WithLabels("failure").Inc();
-                PolicyLog.PolicyRejected(_logger, _options.Path, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
+                Reject(ex, _options.Path);
                 return false;
             }
         }
@@ -206,16 +203,13 @@ public sealed class RegoPolicyEngine : IPolicyEngine
                 _bundleEtag = etag;
                 return false;
             }
-            _current = Compile(bundle);
+            TakeOver(bundle, _options.BundleUrl);
             _bundleEtag = etag;
-            _metrics.PolicyReloads.WithLabels("success").Inc();
-            PolicyLog.PolicyLoaded(_logger, _options.BundleUrl, bundle.Modules.Count, bundle.Revision);
             return true;
         }
         catch (PolicyLoadException ex)
         {
-            _metrics.PolicyReloads.WithLabels("failure").Inc();
-            PolicyLog.PolicyRejected(_logger, _options.BundleUrl, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
+            Reject(ex, _options.BundleUrl);
             return false;
         }
         catch (Exception ex) when (ex is Resilience.DependencyUnavailableException or HttpRequestException)
@@ -224,6 +218,20 @@ public sealed class RegoPolicyEngine : IPolicyEngine
             PolicyLog.BundleDownloadFailed(_logger, _options.BundleUrl, ex is Resilience.DependencyUnavailableException d ? d.Kind : ex.GetType().Name);
             return false;
         }
+    }
+
+    /// <summary>Compiles <paramref name="bundle"/> and makes it the serving policy (throws <see cref="PolicyLoadException"/> if it does not compile).</summary>
+    private void TakeOver(PolicyBundle bundle, string origin)
+    {
+        _current = Compile(bundle);
+        _metrics.PolicyReloads.WithLabels("success").Inc();
+        PolicyLog.PolicyLoaded(_logger, origin, bundle.Modules.Count, bundle.Revision);
+    }
+
+    private void Reject(PolicyLoadException ex, string origin)
+    {
+        _metrics.PolicyReloads.WithLabels("failure").Inc();
+        PolicyLog.PolicyRejected(_logger, origin, ex.Errors.Count, string.Join(" | ", ex.Errors.Take(10)));
     }
 
     private static Loaded Compile(PolicyBundle bundle)

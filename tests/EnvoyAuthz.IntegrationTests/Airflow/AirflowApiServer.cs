@@ -51,16 +51,12 @@ public sealed class AirflowApiServer : IAsyncDisposable
     /// <summary>The password the stand-in accepts (a planted secret: it must never be logged).</summary>
     public const string Password = "PlantedApiUserPassword";
 
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private readonly List<string> _requests = [];
     private readonly HashSet<string> _validTokens = [];
     private int _tokenCounter;
 
-    private AirflowApiServer(WebApplication app, string basePath)
-    {
-        _app = app;
-        BasePath = basePath;
-    }
+    private AirflowApiServer(string basePath) => BasePath = basePath;
 
     /// <summary>Root URL including the base path (what <c>Api:BaseUrl</c> takes).</summary>
     public string Url { get; private set; } = "";
@@ -121,14 +117,10 @@ public sealed class AirflowApiServer : IAsyncDisposable
     /// <summary>Starts the server on 127.0.0.1 under <paramref name="basePath"/>.</summary>
     public static async Task<AirflowApiServer> StartAsync(string basePath = "")
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        var server = new AirflowApiServer(app, basePath);
-        app.Run(server.HandleAsync);
-        await app.StartAsync();
-        server.Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + basePath;
+        var server = new AirflowApiServer(basePath);
+        string baseUrl;
+        (server._app, baseUrl) = await EnvoyAuthz.Tests.Infrastructure.LoopbackServer.StartAsync(app => app.Run(server.HandleAsync));
+        server.Url = baseUrl + basePath;
         return server;
     }
 

@@ -31,12 +31,8 @@ public sealed class RemoteBundleTests(OidcProviderFixture idp) : IClassFixture<O
         public static async Task<BundleServer> StartAsync()
         {
             var s = new BundleServer();
-            var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-            builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-            builder.Services.AddRouting();
-            builder.Logging.ClearProviders();
-            s._app = builder.Build();
-            s._app.MapGet("/bundles/authz.tar.gz", (HttpContext ctx) =>
+            string baseUrl;
+            (s._app, baseUrl) = await LoopbackServer.StartAsync(app => app.MapGet("/bundles/authz.tar.gz", (HttpContext ctx) =>
             {
                 if (s.Failing)
                 {
@@ -52,9 +48,8 @@ public sealed class RemoteBundleTests(OidcProviderFixture idp) : IClassFixture<O
                 Interlocked.Increment(ref s.Downloads);
                 ctx.Response.Headers.ETag = etag;
                 return Results.Bytes(bytes, "application/gzip");
-            });
-            await s._app.StartAsync();
-            s.Url = s._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/bundles/authz.tar.gz";
+            }));
+            s.Url = baseUrl + "/bundles/authz.tar.gz";
             return s;
         }
 

@@ -111,13 +111,8 @@ public sealed class NginxServer : IAsyncDisposable
     /// <summary>The echo backend: answers 200 with the request headers it received as JSON.</summary>
     private static async Task<WebApplication> StartEchoBackendAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-        builder.Services.AddRouting();
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        app.Run(ctx => ctx.Response.WriteAsJsonAsync(ctx.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString())));
-        await app.StartAsync();
+        var (app, _) = await EnvoyAuthz.Tests.Infrastructure.LoopbackServer.StartAsync(app =>
+            app.Run(ctx => ctx.Response.WriteAsJsonAsync(ctx.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString()))));
         return app;
     }
 

@@ -1,3 +1,4 @@
+using EnvoyAuthz.Tests.Infrastructure;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
@@ -26,10 +27,12 @@ namespace EnvoyAuthz.IntegrationTests.Infrastructure;
 /// </summary>
 public sealed class OpaDataApiServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private readonly List<JsonNode> _inputs = [];
 
-    private OpaDataApiServer(WebApplication app) => _app = app;
+    private OpaDataApiServer()
+    {
+    }
 
     /// <summary>Base URL.</summary>
     public string Url { get; private set; } = "";
@@ -49,13 +52,9 @@ public sealed class OpaDataApiServer : IAsyncDisposable
     /// <summary>Starts the server on 127.0.0.1.</summary>
     public static async Task<OpaDataApiServer> StartAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-        builder.Services.AddRouting();
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        var server = new OpaDataApiServer(app);
-        app.UseRouting();
+        var server = new OpaDataApiServer();
+        (server._app, server.Url) = await LoopbackServer.StartAsync(app =>
+        {
         app.MapPost("/v1/data/{**path}", async (string path, HttpContext ctx) =>
         {
             var doc = await JsonNode.ParseAsync(ctx.Request.Body);
@@ -85,8 +84,7 @@ public sealed class OpaDataApiServer : IAsyncDisposable
                     return Results.Text("{}", "application/json");
             }
         });
-        await app.StartAsync();
-        server.Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        });
         return server;
     }
 

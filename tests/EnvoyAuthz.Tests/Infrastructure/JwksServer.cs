@@ -18,12 +18,14 @@ namespace EnvoyAuthz.Tests.Infrastructure;
 /// </summary>
 internal sealed class JwksServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private readonly object _gate = new();
     private List<(SecurityKey Public, SigningCredentials Signing)> _keys = [];
     private int _jwksFetches;
 
-    private JwksServer(WebApplication app) => _app = app;
+    private JwksServer()
+    {
+    }
 
     public string Issuer { get; private set; } = "";
     public int JwksFetches => Volatile.Read(ref _jwksFetches);
@@ -32,13 +34,9 @@ internal sealed class JwksServer : IAsyncDisposable
 
     public static async Task<JwksServer> StartAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-        builder.Services.AddRouting();
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        var server = new JwksServer(app);
-        app.UseRouting();
+        var server = new JwksServer();
+        (server._app, server.Issuer) = await LoopbackServer.StartAsync(app =>
+        {
         app.MapGet("/.well-known/openid-configuration", () => server.Failing
             ? Results.StatusCode(503)
             : Results.Json(new Dictionary<string, string> { ["issuer"] = server.Issuer, ["jwks_uri"] = server.Issuer + "/jwks" }));
@@ -58,9 +56,7 @@ internal sealed class JwksServer : IAsyncDisposable
                 return Results.Json(new { keys });
             }
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server.Issuer = address.TrimEnd('/');
+        });
         server.AddKey();
         return server;
     }

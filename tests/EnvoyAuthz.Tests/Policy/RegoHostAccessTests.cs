@@ -23,16 +23,12 @@ public sealed class RegoHostAccessTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().UseUrls("http://127.0.0.1:0");
-        builder.Services.AddRouting();
-        builder.Logging.ClearProviders();
-        _server = builder.Build();
-        _server.MapGet("/hr/employees/{id}", (string id) => Results.Json(new { allowed = id == "alice" }));
-        _server.MapGet("/hr/redirect", () => Results.Redirect("http://169.254.169.254/latest/meta-data"));
-        _server.MapGet("/secrets/keys", () => Results.Json(new { allowed = true }));
-        await _server.StartAsync();
-        _base = _server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        (_server, _base) = await LoopbackServer.StartAsync(app =>
+        {
+            app.MapGet("/hr/employees/{id}", (string id) => Results.Json(new { allowed = id == "alice" }));
+            app.MapGet("/hr/redirect", () => Results.Redirect("http://169.254.169.254/latest/meta-data"));
+            app.MapGet("/secrets/keys", () => Results.Json(new { allowed = true }));
+        });
         File.WriteAllText(Path.Combine(_dir, "p.rego"), """
             package envoy.authz
             import rego.v1
@@ -57,6 +53,9 @@ public sealed class RegoHostAccessTests : IAsyncLifetime
         var options = new AuthzOptions();
         options.Policy.Path = _dir;
         options.Policy.HttpSend.AllowedUrlPrefixes = [.. allowed];
+        // Generous limits: a shared CI machine; the limits themselves are not under test here.
+        options.Policy.HttpSend.Timeout = TimeSpan.FromSeconds(10);
+        options.Policy.EvaluationTimeout = TimeSpan.FromSeconds(10);
         var services = new ServiceCollection();
         services.AddHttpClient("policy-http-send").ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
         var provider = services.BuildServiceProvider();
