@@ -268,6 +268,24 @@ public sealed class CheckPipeline(
             }
         }
         Observe(AuthzMetrics.Stages.Policy, t);
+        if (decision.Allowed && decision.RateLimitRule is { } policyRule)
+        {
+            // The policy chose a limit for this request.
+            var named = await rateLimiter.AcquireNamedAsync(policyRule, request, identity, airflow.ConnectionId, ct).ConfigureAwait(false);
+            if (named is null)
+            {
+                PolicyLog.MalformedDecision(logger, "the decision names a rate-limit rule that is not configured");
+                return (DecisionOutcome.Deny(ReasonCode.PolicyError), request, identity, null);
+            }
+            if (!named.Value.Allowed)
+            {
+                return (new DecisionOutcome { Allowed = false, Reason = ReasonCode.RateLimited, Headers = [.. named.Value.Headers()] }, request, identity, null);
+            }
+            if (named.Value.Rule is not null && (limit.Rule is null || named.Value.Remaining < limit.Remaining))
+            {
+                limit = named.Value;
+            }
+        }
         if (decision.Allowed && limit.Rule is not null)
         {
             decision = new DecisionOutcome

@@ -28,6 +28,8 @@ public sealed class DecisionOutcome
     public RegoObject? DynamicMetadata { get; init; }
     /// <summary>A deny body chosen by the policy, replacing the JSON error body.</summary>
     public string? Body { get; init; }
+    /// <summary>A configured rate-limit rule the policy applies to this request (decision field <c>rate_limit</c>), or null.</summary>
+    public string? RateLimitRule { get; init; }
     /// <summary>Safe, fixed-vocabulary detail for <c>WWW-Authenticate</c>'s <c>error_description</c>; never request data.</summary>
     public string? Detail { get; init; }
 

@@ -61,6 +61,11 @@ public static class DecisionInterpreter
             {
                 body = bodyValue is RegoString s ? s.Value : bodyValue.ToJson();
             }
+            string? rateLimit = null;
+            if (o.TryGetValue("rate_limit", out var rl))
+            {
+                rateLimit = rl is RegoString rls ? rls.Value : throw new FormatException("'rate_limit' must name a configured rule");
+            }
             RegoObject? metadata = null;
             if (o.TryGetValue("dynamic_metadata", out var md))
             {
@@ -78,6 +83,7 @@ public static class DecisionInterpreter
                 QueryParametersToRemove = StringList(o, "query_parameters_to_remove"),
                 DynamicMetadata = metadata,
                 Body = body,
+                RateLimitRule = rateLimit,
             };
         }
         catch (FormatException ex)

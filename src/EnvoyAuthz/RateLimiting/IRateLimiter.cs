@@ -8,6 +8,9 @@ public interface IRateLimiter
 {
     /// <summary>Takes one permit from every matching rule's bucket; the first empty bucket denies.</summary>
     ValueTask<RateLimitResult> AcquireAsync(AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken);
+
+    /// <summary>Takes one permit from the bucket of the rule a policy named; null when no rule has that name.</summary>
+    ValueTask<RateLimitResult?> AcquireNamedAsync(string rule, AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken);
 }
 
 /// <summary>Outcome of <see cref="IRateLimiter.AcquireAsync"/>. <see cref="Rule"/> is null when no rule matched.</summary>
@@ -47,4 +50,8 @@ public sealed class NoRateLimiter : IRateLimiter
     /// <inheritdoc />
     public ValueTask<RateLimitResult> AcquireAsync(AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken) =>
         ValueTask.FromResult(RateLimitResult.NotLimited);
+
+    /// <inheritdoc />
+    public ValueTask<RateLimitResult?> AcquireNamedAsync(string rule, AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<RateLimitResult?>(null);
 }

@@ -28,6 +28,13 @@ public sealed class LocalRateLimiter : IRateLimiter, IDisposable
     public ValueTask<RateLimitResult> AcquireAsync(AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Acquire(RateLimitKeyResolver.Matches(_rules, request, identity, connectionId)));
 
+    /// <inheritdoc />
+    public ValueTask<RateLimitResult?> AcquireNamedAsync(string rule, AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken)
+    {
+        var (named, key) = RateLimitKeyResolver.Named(_rules, rule, request, identity, connectionId);
+        return ValueTask.FromResult<RateLimitResult?>(named is null ? null : key is null ? RateLimitResult.NotLimited : Acquire([(named, key)]));
+    }
+
     internal RateLimitResult Acquire(IEnumerable<(RateLimitRule Rule, string Key)> matches)
     {
         var tightest = RateLimitResult.NotLimited;

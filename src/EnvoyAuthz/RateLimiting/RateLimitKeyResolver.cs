@@ -16,7 +16,7 @@ internal static class RateLimitKeyResolver
         connectionId ??= request.ContextExtensions.TryGetValue("airflow_conn_id", out var routeConnection) && routeConnection.Length > 0 ? routeConnection : null;
         foreach (var rule in rules)
         {
-            if (rule.RouteOnly && routeRule != rule.Name)
+            if (rule.PolicyOnly || (rule.RouteOnly && routeRule != rule.Name))
             {
                 continue;
             }
@@ -32,16 +32,33 @@ internal static class RateLimitKeyResolver
             {
                 continue;
             }
-            string? key = rule.Key == RateLimitKeys.Connection
-                ? connectionId is null ? null : "conn:" + connectionId
-                : identity is not null
-                    ? identity.Subject.Length > 0 ? $"sub:{identity.Issuer}|{identity.Subject}" : $"client:{identity.Issuer}|{identity.ClientId}"
-                    : "peer:" + (request.Check.Attributes.Source?.Address?.SocketAddress?.Address ?? "unknown");
-            if (key is not null)
+            if (KeyOf(rule, request, identity, connectionId) is { } key)
             {
-                yield return (rule, rule.Name + ":" + Hash(key));
+                yield return (rule, key);
             }
         }
+    }
+
+    /// <summary>The rule a policy named (decision field <c>rate_limit</c>) with its bucket key; null rule when no such rule is configured.</summary>
+    public static (RateLimitRule? Rule, string? Key) Named(IReadOnlyList<RateLimitRule> rules, string name, AuthzRequest request, CallerIdentity? identity, string? connectionId)
+    {
+        var rule = rules.FirstOrDefault(r => r.Name == name);
+        if (rule is null)
+        {
+            return (null, null);
+        }
+        connectionId ??= request.ContextExtensions.TryGetValue("airflow_conn_id", out var routeConnection) && routeConnection.Length > 0 ? routeConnection : null;
+        return (rule, KeyOf(rule, request, identity, connectionId));
+    }
+
+    private static string? KeyOf(RateLimitRule rule, AuthzRequest request, CallerIdentity? identity, string? connectionId)
+    {
+        string? key = rule.Key == RateLimitKeys.Connection
+            ? connectionId is null ? null : "conn:" + connectionId
+            : identity is not null
+                ? identity.Subject.Length > 0 ? $"sub:{identity.Issuer}|{identity.Subject}" : $"client:{identity.Issuer}|{identity.ClientId}"
+                : "peer:" + (request.Check.Attributes.Source?.Address?.SocketAddress?.Address ?? "unknown");
+        return key is null ? null : rule.Name + ":" + Hash(key);
     }
 
     /// <summary>Bucket keys hold a hash, so neither Redis nor memory keeps subjects or addresses in clear.</summary>

@@ -70,6 +70,9 @@ public sealed class RateLimitRule
     /// <summary>Only routes whose Envoy config sets <c>context_extensions: {rate_limit: NAME}</c> to this rule's name. Default false (all routes).</summary>
     public bool RouteOnly { get; set; }
 
+    /// <summary>Apply the rule only when a policy's decision names it (<c>"rate_limit": NAME</c>), never by matching. Default false.</summary>
+    public bool PolicyOnly { get; set; }
+
     internal int EffectiveBurst => Burst ?? Limit;
 }
 

@@ -65,9 +65,18 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<RateLimitResult> AcquireAsync(AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken)
+    public ValueTask<RateLimitResult> AcquireAsync(AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken) =>
+        AcquireAsync(RateLimitKeyResolver.Matches(_options.Rules, request, identity, connectionId).ToList(), cancellationToken);
+
+    /// <inheritdoc />
+    public async ValueTask<RateLimitResult?> AcquireNamedAsync(string rule, AuthzRequest request, CallerIdentity? identity, string? connectionId, CancellationToken cancellationToken)
     {
-        var matches = RateLimitKeyResolver.Matches(_options.Rules, request, identity, connectionId).ToList();
+        var (named, key) = RateLimitKeyResolver.Named(_options.Rules, rule, request, identity, connectionId);
+        return named is null ? null : key is null ? RateLimitResult.NotLimited : await AcquireAsync([(named, key)], cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<RateLimitResult> AcquireAsync(List<(RateLimitRule Rule, string Key)> matches, CancellationToken cancellationToken)
+    {
         if (matches.Count == 0)
         {
             return RateLimitResult.NotLimited;

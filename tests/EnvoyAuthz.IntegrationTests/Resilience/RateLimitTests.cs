@@ -130,4 +130,46 @@ public sealed class RateLimitTests(OidcProviderFixture idp) : IClassFixture<Oidc
         }
         throw new TimeoutException("never connected to redis");
     }
+
+    [Fact]
+    public async Task PolicyNamedRule_AppliesOnlyWhereThePolicySaysSo_UnknownRuleFailsClosed()
+    {
+        var dir = Directory.CreateTempSubdirectory("envoy-authz-rl-policy-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "p.rego"), """
+                package envoy.authz
+                import rego.v1
+                default allow := {"allowed": false}
+                allow := {"allowed": true, "rate_limit": "agents"} if input.identity.client_id == "admin-client"
+                allow := {"allowed": true, "rate_limit": "no-such-rule"} if input.identity.client_id == "reader-client"
+                allow := {"allowed": true} if input.identity.client_id == "svc-client"
+                """);
+            var s = AuthzServiceHost.IssuerSettings(idp);
+            s.Add(new("EnvoyAuthz:Policy:Path", dir));
+            s.Add(new("EnvoyAuthz:RateLimits:Enabled", "true"));
+            s.Add(new("EnvoyAuthz:RateLimits:Rules:0:Name", "agents"));
+            s.Add(new("EnvoyAuthz:RateLimits:Rules:0:Limit", "2"));
+            s.Add(new("EnvoyAuthz:RateLimits:Rules:0:Window", "00:01:00"));
+            s.Add(new("EnvoyAuthz:RateLimits:Rules:0:PolicyOnly", "true"));
+            await using var host = await AuthzServiceHost.StartAsync(s);
+            await host.WaitReadyAsync();
+
+            var agent = await RequestAsync("admin-client");
+            Assert.Equal(0, (await host.CheckAsync(agent)).Status.Code);
+            Assert.Equal(0, (await host.CheckAsync(agent)).Status.Code);
+            Assert.Equal("rate_limited", Reason(await host.CheckAsync(agent)));
+            var others = await RequestAsync("svc-client");
+            for (var i = 0; i < 4; i++)
+            {
+                Assert.Equal(0, (await host.CheckAsync(others)).Status.Code); // the rule applies only where the policy names it
+            }
+            var broken = await host.CheckAsync(await RequestAsync("reader-client"));
+            Assert.Equal("policy_error", Reason(broken));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
