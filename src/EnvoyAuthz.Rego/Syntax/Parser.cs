@@ -427,69 +427,29 @@ internal sealed class Parser
         return left;
     }
 
-    private Term TermRelation()
+    // Left-associative binary levels, loosest first; an operator must stay on the operand's line.
+    private Term TermRelation() => BinaryLevel(TermOr, static k => k switch
     {
-        var left = TermOr();
-        while (!Cur.NewlineBefore)
-        {
-            string? op = Cur.Kind switch
-            {
-                Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
-            };
-            if (op is null) break;
-            var loc = L(Cur);
-            _p++;
-            left = Call(op, left, TermOr(), loc);
-        }
-        return left;
-    }
+        Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
+    });
 
-    private Term TermOr()
-    {
-        var left = TermAnd();
-        while (Cur.Kind == Tok.Pipe && !Cur.NewlineBefore)
-        {
-            var loc = L(Cur);
-            _p++;
-            left = Call("or", left, TermAnd(), loc);
-        }
-        return left;
-    }
+    private Term TermOr() => BinaryLevel(TermAnd, static k => k == Tok.Pipe ? "or" : null);
 
-    private Term TermAnd()
-    {
-        var left = TermArith();
-        while (Cur.Kind == Tok.Amp && !Cur.NewlineBefore)
-        {
-            var loc = L(Cur);
-            _p++;
-            left = Call("and", left, TermArith(), loc);
-        }
-        return left;
-    }
+    private Term TermAnd() => BinaryLevel(TermArith, static k => k == Tok.Amp ? "and" : null);
 
-    private Term TermArith()
-    {
-        var left = TermFactor();
-        while ((Cur.Kind == Tok.Plus || Cur.Kind == Tok.Minus) && !Cur.NewlineBefore)
-        {
-            var loc = L(Cur);
-            var op = Cur.Kind == Tok.Plus ? "plus" : "minus";
-            _p++;
-            left = Call(op, left, TermFactor(), loc);
-        }
-        return left;
-    }
+    private Term TermArith() => BinaryLevel(TermFactor, static k => k switch { Tok.Plus => "plus", Tok.Minus => "minus", _ => null });
 
-    private Term TermFactor()
+    private Term TermFactor() => BinaryLevel(TermUnary, static k => k switch { Tok.Star => "mul", Tok.Slash => "div", Tok.Percent => "rem", _ => null });
+
+    /// <summary>One precedence level: <c>next (op next)*</c>, where <paramref name="op"/> names the builtin of a token, or null.</summary>
+    private Term BinaryLevel(Func<Term> next, Func<Tok, string?> op)
     {
-        var left = TermUnary();
-        while ((Cur.Kind == Tok.Star || Cur.Kind == Tok.Slash || Cur.Kind == Tok.Percent) && !Cur.NewlineBefore)
+        var left = next();
+        while (!Cur.NewlineBefore && op(Cur.Kind) is { } name)
         {
             var loc = L(Cur);
-            var op = Cur.Kind switch { Tok.Star => "mul", Tok.Slash => "div", _ => "rem" };
             _p++;
-            left = Call(op, left, TermUnary(), loc);
+            left = Call(name, left, next(), loc);
         }
         return left;
     }
