@@ -6,12 +6,7 @@ using System.Text;
 using EnvoyAuthz.IntegrationTests.Infrastructure;
 using EnvoyAuthz.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace EnvoyAuthz.IntegrationTests.Check;
 
