@@ -7,24 +7,55 @@ namespace EnvoyAuthz.Airflow;
 /// What a request to Airflow's own REST API does: <c>input.airflow.api</c>.
 /// </summary>
 /// <param name="Version"><c>v1</c> (Airflow 2) or <c>v2</c> (Airflow 3).</param>
-/// <param name="Resource">The deepest collection addressed, as named in the path (<c>dags</c>, <c>dagRuns</c>, <c>taskInstances</c>, <c>connections</c>, <c>variables</c>, …); null for a path that is not well-formed.</param>
-/// <param name="Action"><c>read</c>, <c>create</c>, <c>update</c>, <c>delete</c> or <c>trigger</c>; null when the method or path is not understood (policies then deny).</param>
-/// <param name="DagId"><c>{dag_id}</c> (<c>~</c> means all DAGs, as in the API).</param>
-/// <param name="DagRunId"><c>{dag_run_id}</c>.</param>
-/// <param name="TaskId"><c>{task_id}</c>.</param>
-/// <param name="ConnectionId"><c>{connection_id}</c>.</param>
-public sealed record AirflowApiCall(string Version, string? Resource, string? Action, string? DagId, string? DagRunId, string? TaskId, string? ConnectionId)
+/// <param name="Resource">
+/// The collection the matched path template addresses (<c>dags</c>, <c>dagRuns</c>,
+/// <c>taskInstances</c>, <c>connections</c>, <c>variables</c>, …), or <see cref="AirflowApiClassifier.Unknown"/>
+/// when no template of the version's specification matches the path and method.
+/// </param>
+/// <param name="Action"><c>read</c>, <c>create</c>, <c>update</c>, <c>delete</c> or <c>trigger</c>; null when the path or method is not in the specification (policies then deny).</param>
+public sealed record AirflowApiCall(string Version, string Resource, string? Action)
 {
+    /// <summary>The matched template relative to the version root, as the specification writes it (<c>/dags/{dag_id}/dagRuns</c>); null when unknown.</summary>
+    public string? Template { get; init; }
+
+    /// <summary><c>{dag_id}</c> (<c>~</c> means all DAGs, as in the API).</summary>
+    public string? DagId { get; init; }
+
+    /// <summary><c>{dag_run_id}</c> (<c>~</c> means all runs).</summary>
+    public string? DagRunId { get; init; }
+
+    /// <summary><c>{task_id}</c>.</summary>
+    public string? TaskId { get; init; }
+
+    /// <summary><c>{connection_id}</c>.</summary>
+    public string? ConnectionId { get; init; }
+
+    /// <summary><c>{variable_key}</c> (in v1 a key may hold <c>/</c>: the parameter takes the rest of the path).</summary>
+    public string? VariableKey { get; init; }
+
+    /// <summary>Every path parameter of the template by its specification name, in path order.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Params { get; init; } = [];
+
     /// <summary>The Rego object; absent fields are left out.</summary>
     public RegoObject ToRego()
     {
-        var b = new RegoObject.Builder(7).Add("version", RegoValue.From(Version));
-        Add(b, "resource", Resource);
+        var b = new RegoObject.Builder(10).Add("version", RegoValue.From(Version)).Add("resource", RegoValue.From(Resource));
         Add(b, "action", Action);
+        Add(b, "template", Template);
         Add(b, "dag_id", DagId);
         Add(b, "dag_run_id", DagRunId);
         Add(b, "task_id", TaskId);
         Add(b, "connection_id", ConnectionId);
+        Add(b, "variable_key", VariableKey);
+        if (Params.Count > 0)
+        {
+            var p = new RegoObject.Builder(Params.Count);
+            foreach (var (k, v) in Params)
+            {
+                p.Add(k, RegoValue.From(v));
+            }
+            b.Add("params", p.Build());
+        }
         return b.Build();
     }
 
@@ -39,30 +70,34 @@ public sealed record AirflowApiCall(string Version, string? Resource, string? Ac
 
 /// <summary>
 /// Recognises requests to Airflow's REST API (<c>{prefix}/api/v1/…</c>, <c>{prefix}/api/v2/…</c>)
-/// from the method and the decoded path segments, per the two OpenAPI specifications.
+/// by matching the method and the decoded path segments against the path templates of the two
+/// OpenAPI specifications (Airflow 2's stable API v1, Airflow 3's public API v2).
 /// </summary>
 /// <remarks>
-/// Actions: <c>GET</c>/<c>HEAD</c> read; <c>POST</c> create, except <c>…/dagRuns</c> directly under a
-/// DAG and <c>assets/{id}/materialize</c> and <c>backfills</c> (trigger), <c>…/list</c> and
+/// <para>Matching, as Airflow's routers match: the decoded path is split at every <c>/</c> (an
+/// encoded <c>%2F</c> is a separator to Airflow, which routes on the decoded path); a literal
+/// segment matches exactly and case-sensitively; <c>{param}</c> matches one non-empty segment
+/// (an integer parameter only an integer); a <c>format: path</c> parameter (v1's
+/// <c>{variable_key}</c> and dataset <c>{uri}</c>) takes the rest of the path, joined by
+/// <c>/</c>. Only templates that define the method count (<c>HEAD</c> counts as <c>GET</c>); when
+/// several match, the one with a literal at the first position where they differ wins (a typed
+/// parameter before a string, a string before a path). One trailing <c>/</c> is ignored. A path
+/// with a <c>.</c> or <c>..</c> segment, a control character, an empty segment outside a path
+/// parameter, or no matching template with that method is <see cref="Unknown"/> with no action.</para>
+/// <para>Actions: <c>GET</c>/<c>HEAD</c> read; <c>POST</c> create, except a DAG run under a DAG,
+/// <c>assets/{id}/materialize</c> and <c>backfills</c> (trigger), <c>…/list</c> and
 /// <c>backfills/dry_run</c> (read: batch reads), and <c>clear</c>, <c>clearTaskInstances</c>,
 /// <c>updateTaskInstancesState</c>, <c>favorite</c>, <c>unfavorite</c> (update);
 /// <c>connections/test</c> is create (it carries credentials); <c>PUT</c>/<c>PATCH</c> update
-/// (a <c>dry_run</c> PATCH is read); <c>DELETE</c> delete. A path with empty, <c>.</c> or
-/// <c>..</c> segments yields only the version (no resource, no action), so policies deny it.
+/// (a <c>dry_run</c> PATCH is read); <c>DELETE</c> delete.</para>
+/// <para>Ids: <c>dag_id</c>, <c>dag_run_id</c>, <c>task_id</c>, <c>connection_id</c>,
+/// <c>variable_key</c> from the parameters of those names (v2 <c>dagSources/{dag_id}</c> too);
+/// v1's literal <c>dags/~</c> and <c>dagRuns/~</c> give <c>~</c>.</para>
 /// </remarks>
 public sealed class AirflowApiClassifier
 {
-    private static readonly HashSet<string> Verbs = new(StringComparer.Ordinal)
-    {
-        "list", "dry_run", "test", "defaults", "clear", "clearTaskInstances", "updateTaskInstancesState", "setNote",
-        "favorite", "unfavorite", "materialize", "cancel", "pause", "unpause", "details", "wait", "dependencies", "links",
-        "listMapped",
-    };
-
-    private static readonly HashSet<string> UpdateVerbs = new(StringComparer.Ordinal)
-    {
-        "clear", "clearTaskInstances", "updateTaskInstancesState", "favorite", "unfavorite", "cancel", "pause", "unpause", "setNote",
-    };
+    /// <summary>The resource of a request to the API that no template of its version matches.</summary>
+    public const string Unknown = "unknown";
 
     private readonly string[] _prefix;
     private readonly HashSet<string>? _hosts;
@@ -90,111 +125,93 @@ public sealed class AirflowApiClassifier
         return Classify(request.Method, request.ParsedPath);
     }
 
-    /// <summary>The call for a method and decoded path segments (leading <c>/</c> dropped), or null.</summary>
+    /// <summary>The call for a method and decoded path segments (leading <c>/</c> dropped), or null when the path is not under <c>{prefix}/api/v1</c> or <c>/api/v2</c>.</summary>
     public AirflowApiCall? Classify(string method, IReadOnlyList<string> path)
     {
+        var seg = Split(path);
         var p = _prefix.Length;
-        if (path.Count < p + 2)
+        if (seg.Count < p + 2)
         {
             return null;
         }
         for (var i = 0; i < p; i++)
         {
-            if (!string.Equals(path[i], _prefix[i], StringComparison.Ordinal))
+            if (!string.Equals(seg[i], _prefix[i], StringComparison.Ordinal))
             {
                 return null;
             }
         }
-        if (path[p] != "api" || path[p + 1] is not ("v1" or "v2"))
+        if (seg[p] != "api" || seg[p + 1] is not ("v1" or "v2"))
         {
             return null;
         }
-        var version = path[p + 1];
-        var seg = new List<string>(path.Count - p - 2);
-        for (var i = p + 2; i < path.Count; i++)
-        {
-            seg.Add(path[i]);
-        }
+        var version = seg[p + 1];
+        seg.RemoveRange(0, p + 2);
         if (seg.Count > 0 && seg[^1].Length == 0)
         {
             seg.RemoveAt(seg.Count - 1); // one trailing slash
         }
-        if (seg.Count == 0 || seg.Exists(s => s.Length == 0 || s is "." or ".." || s.Any(char.IsControl)))
+        var unknown = new AirflowApiCall(version, Unknown, null);
+        if (seg.Count == 0 || seg.Exists(s => s is "." or ".." || s.Any(char.IsControl)))
         {
-            return new AirflowApiCall(version, null, null, null, null, null, null);
+            return unknown;
         }
 
-        string? resource = null, verb = null, dagId = null, runId = null, taskId = null, connId = null;
-        var i2 = 0;
-        while (i2 < seg.Count)
+        var lookup = method == "HEAD" ? "GET" : method;
+        ApiTemplate? best = null;
+        foreach (var t in version == "v1" ? AirflowApiTemplates.V1 : AirflowApiTemplates.V2)
         {
-            var name = seg[i2];
-            // Every action endpoint of both specs ends the path.
-            if (resource is not null && i2 == seg.Count - 1 && Verbs.Contains(name))
+            if (t.Actions.ContainsKey(lookup) && t.Matches(seg) && (best is null || t.MoreSpecificThan(best)))
             {
-                verb = name;
-                break;
+                best = t;
             }
-            resource = name;
-            if (i2 + 1 >= seg.Count)
-            {
-                break;
-            }
-            var id = seg[i2 + 1];
-            // POST …/list, connections/test, connections/defaults, backfills/dry_run sit where an id would;
-            // with any other method that segment is an id (GET /connections/test reads connection "test").
-            if (i2 + 1 == seg.Count - 1 && method == "POST" && id is "list" or "test" or "defaults" or "dry_run")
-            {
-                verb = id;
-                break;
-            }
-            switch (name)
-            {
-                case "dags":
-                    dagId = id;
-                    break;
-                case "dagRuns":
-                    runId = id;
-                    break;
-                case "taskInstances" or "tasks":
-                    taskId = id;
-                    if (i2 + 2 < seg.Count && int.TryParse(seg[i2 + 2], System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _))
-                    {
-                        i2++; // {map_index}
-                    }
-                    break;
-                case "connections":
-                    connId = id;
-                    break;
-            }
-            i2 += 2;
         }
-        if (seg[0] is "config")
+        if (best is null)
         {
-            resource = "config";
+            return unknown;
         }
-        else if (verb is "clearTaskInstances" or "updateTaskInstancesState")
+
+        var values = best.Bind(seg);
+        string? Value(string name)
         {
-            resource = "taskInstances";
+            foreach (var (k, v) in values)
+            {
+                if (k == name)
+                {
+                    return v;
+                }
+            }
+            return null;
         }
-        var action = Action(method, resource, verb, seg, runId);
-        return new AirflowApiCall(version, resource, action, dagId, runId, taskId, connId);
+        return new AirflowApiCall(version, best.Resource, best.Actions[lookup])
+        {
+            Template = best.Text,
+            DagId = best.FixedDagId ?? Value("dag_id"),
+            DagRunId = best.FixedDagRunId ?? Value("dag_run_id"),
+            TaskId = Value("task_id"),
+            ConnectionId = Value("connection_id"),
+            VariableKey = Value("variable_key"),
+            Params = values,
+        };
     }
 
-    private static string? Action(string method, string? resource, string? verb, List<string> seg, string? runId) => method switch
+    /// <summary>The segments with any <c>/</c> inside one (a decoded <c>%2F</c>) made a separator, as Airflow's routers see them.</summary>
+    private static List<string> Split(IReadOnlyList<string> path)
     {
-        "GET" or "HEAD" => "read",
-        "POST" when verb is "list" or "dry_run" => "read",
-        "POST" when verb is "materialize" => "trigger",
-        "POST" when verb is null && resource == "dagRuns" && runId is null && seg.Count == 3 && seg[0] == "dags" => "trigger",
-        "POST" when verb is null && resource == "backfills" && seg.Count == 1 => "trigger",
-        "POST" when verb is not null && UpdateVerbs.Contains(verb) => "update",
-        "POST" => "create",
-        "PATCH" when verb is "dry_run" => "read",
-        "PUT" or "PATCH" => "update",
-        "DELETE" => "delete",
-        _ => null,
-    };
+        var result = new List<string>(path.Count + 2);
+        foreach (var s in path)
+        {
+            if (s.Contains('/', StringComparison.Ordinal))
+            {
+                result.AddRange(s.Split('/'));
+            }
+            else
+            {
+                result.Add(s);
+            }
+        }
+        return result;
+    }
 
     internal static string HostOnly(string authority)
     {

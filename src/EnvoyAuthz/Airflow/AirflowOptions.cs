@@ -27,9 +27,12 @@ public sealed class AirflowOptions
     /// Extra key fragments treated as sensitive, in addition to Airflow's defaults
     /// (<c>access_token</c>, <c>api_key</c>, <c>apikey</c>, <c>authorization</c>, <c>passphrase</c>,
     /// <c>passwd</c>, <c>password</c>, <c>private_key</c>, <c>secret</c>, <c>token</c>,
-    /// <c>keyfile_dict</c>, <c>service_account</c>) — Airflow's <c>[core] sensitive_var_conn_names</c>.
-    /// Matched as Airflow matches: a key is sensitive when its trimmed, lowercased name contains a
-    /// fragment. Default empty; each entry 1–100 characters.
+    /// <c>keyfile_dict</c>, <c>service_account</c>) and the HTTP ones (<c>credential</c>,
+    /// <c>cookie</c>, <c>jwt</c>, <c>bearer</c>, <c>pwd</c>, <c>dsn</c>, <c>connection_string</c>,
+    /// <c>conn_str</c>, <c>account_key</c>, <c>shared_access_key</c>) — like Airflow's
+    /// <c>[core] sensitive_var_conn_names</c>. A key is sensitive when its name contains a fragment,
+    /// both compared lowercased with everything but letters and digits dropped (<c>X-Api-Key</c>
+    /// contains <c>api_key</c>). Default empty; each entry 1–100 characters with a letter or digit.
     /// </summary>
     public List<string> SensitiveKeys { get; set; } = [];
 }
@@ -112,18 +115,23 @@ public sealed class AirflowMatchOptions
 public sealed class AirflowTaskContextOptions
 {
     /// <summary>
-    /// Sources in precedence order; the first that has a field wins, per field. Values
-    /// <c>claims</c> (the validated token), <c>metadata</c> (Envoy <c>metadata_context</c>),
-    /// <c>headers</c> (sent by the caller — the least trusted). Default (empty list)
-    /// <c>claims, metadata, headers</c>; list only some to ignore the others.
+    /// Sources in precedence order; the first that has a field wins, per field, and
+    /// <c>input.airflow.task_source</c> names it. Values <c>claims</c> (the validated token),
+    /// <c>context_extensions</c> (the route's <c>check_settings.context_extensions</c>, set by the
+    /// operator in Envoy), <c>metadata</c> (Envoy <c>metadata_context</c>) — all three trusted — and
+    /// <c>headers</c> (request headers: the caller's own words, never trusted; off unless listed).
+    /// Default (empty list) <c>claims, context_extensions, metadata</c>; list only some to ignore the others.
     /// </summary>
     public List<string> Sources { get; set; } = [];
 
-    internal static readonly IReadOnlyList<string> DefaultSources = ["claims", "metadata", "headers"];
+    internal static readonly IReadOnlyList<string> DefaultSources = ["claims", "context_extensions", "metadata"];
+
+    /// <summary>The sources a caller cannot set: a policy may rely on a field whose <c>task_source</c> is one of these.</summary>
+    public static IReadOnlyList<string> TrustedSources { get; } = ["claims", "context_extensions", "metadata"];
 
     internal IReadOnlyList<string> EffectiveSources => Sources.Count == 0 ? DefaultSources : Sources;
 
-    /// <summary>Header names per field. Defaults <c>x-airflow-dag-id</c>, <c>x-airflow-task-id</c>, <c>x-airflow-run-id</c>, <c>x-airflow-try-number</c>, <c>x-airflow-map-index</c>.</summary>
+    /// <summary>Header names per field (used only when <see cref="Sources"/> lists <c>headers</c>). Defaults <c>x-airflow-dag-id</c>, <c>x-airflow-task-id</c>, <c>x-airflow-run-id</c>, <c>x-airflow-try-number</c>, <c>x-airflow-map-index</c>.</summary>
     public AirflowTaskFieldNames Headers { get; set; } = new()
     {
         DagId = "x-airflow-dag-id", TaskId = "x-airflow-task-id", RunId = "x-airflow-run-id",
@@ -132,6 +140,13 @@ public sealed class AirflowTaskContextOptions
 
     /// <summary>Token claim names per field. Defaults <c>dag_id</c>, <c>task_id</c>, <c>run_id</c>, <c>try_number</c>, <c>map_index</c>.</summary>
     public AirflowTaskFieldNames Claims { get; set; } = new();
+
+    /// <summary>Context extension keys per field (set per route in Envoy). Defaults <c>airflow_dag_id</c>, <c>airflow_task_id</c>, <c>airflow_run_id</c>, <c>airflow_try_number</c>, <c>airflow_map_index</c>.</summary>
+    public AirflowTaskFieldNames ContextExtensions { get; set; } = new()
+    {
+        DagId = "airflow_dag_id", TaskId = "airflow_task_id", RunId = "airflow_run_id",
+        TryNumber = "airflow_try_number", MapIndex = "airflow_map_index",
+    };
 
     /// <summary><c>filter_metadata</c> namespace holding the task fields (e.g. pod labels a mesh passes). Default <c>airflow</c>.</summary>
     public string MetadataNamespace { get; set; } = "airflow";
@@ -193,7 +208,7 @@ public sealed class AirflowJsonRpcOptions
 /// <summary>Validation of <see cref="AirflowOptions"/>, called by the service's options validator.</summary>
 public static partial class AirflowOptionsValidator
 {
-    private static readonly HashSet<string> KnownSources = new(StringComparer.Ordinal) { "claims", "metadata", "headers" };
+    private static readonly HashSet<string> KnownSources = new(StringComparer.Ordinal) { "claims", "context_extensions", "metadata", "headers" };
 
     /// <summary>Adds every problem of <paramref name="options"/> to <paramref name="errors"/>, keys prefixed with <paramref name="prefix"/>.</summary>
     public static void Collect(AirflowOptions options, string prefix, List<string> errors)
@@ -257,7 +272,7 @@ public static partial class AirflowOptionsValidator
         {
             if (!KnownSources.Contains(t.Sources[i]))
             {
-                errors.Add($"{prefix}:TaskContext:Sources:{i} '{t.Sources[i]}' is not one of claims, metadata, headers.");
+                errors.Add($"{prefix}:TaskContext:Sources:{i} '{t.Sources[i]}' is not one of claims, context_extensions, metadata, headers.");
             }
         }
         if (t.Sources.Distinct(StringComparer.Ordinal).Count() != t.Sources.Count)
@@ -299,9 +314,9 @@ public static partial class AirflowOptionsValidator
         for (var i = 0; i < options.SensitiveKeys.Count; i++)
         {
             var k = options.SensitiveKeys[i];
-            if (string.IsNullOrWhiteSpace(k) || k.Trim().Length > 100)
+            if (string.IsNullOrWhiteSpace(k) || k.Trim().Length > 100 || SensitiveKeys.Normalize(k).Length == 0)
             {
-                errors.Add($"{prefix}:SensitiveKeys:{i} must be 1–100 characters (a fragment of key names to hide).");
+                errors.Add($"{prefix}:SensitiveKeys:{i} must be 1–100 characters with a letter or digit (a fragment of key names to hide).");
             }
         }
     }

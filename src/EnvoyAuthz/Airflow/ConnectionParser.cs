@@ -196,7 +196,9 @@ public static class ConnectionParser
     /// Parses the field form (<c>connections export</c> JSON/YAML, the JSON form of
     /// <c>AIRFLOW_CONN_*</c>, the REST API): <c>conn_type</c>, <c>description</c>, <c>login</c>,
     /// <c>host</c>, <c>port</c> (number or numeric string), <c>schema</c>, <c>extra</c> (JSON
-    /// string or object). <c>password</c> and unknown fields are ignored.
+    /// string or object). <c>password</c> and unknown fields are ignored; userinfo in <c>host</c> is
+    /// dropped, and a <c>schema</c> or <c>description</c> that holds a secret (see
+    /// <see cref="SensitiveKeys.IsSensitiveValue"/>) is left out.
     /// </summary>
     public static AirflowConnection? FromFields(string connId, RegoObject fields, SensitiveKeys sensitive, out string? problem)
     {
@@ -234,13 +236,34 @@ public static class ConnectionParser
         {
             ConnId = connId,
             ConnType = connType is null ? null : AirflowConnection.Blank(AirflowConnection.NormalizeConnType(connType)),
-            Host = AirflowConnection.Blank(host),
+            Host = AirflowConnection.Blank(WithoutUserInfo(host)),
             Port = port,
-            Schema = AirflowConnection.Blank(schema),
+            Schema = AirflowConnection.Blank(Unless(sensitive, schema)),
             Login = AirflowConnection.Blank(login),
-            Description = AirflowConnection.Blank(description),
+            Description = AirflowConnection.Blank(Unless(sensitive, description)),
             Extra = extra,
         };
+    }
+
+    /// <summary>Null when <paramref name="value"/> holds a secret (a DSN with a password, a connection string naming one).</summary>
+    private static string? Unless(SensitiveKeys sensitive, string? value) =>
+        value is not null && sensitive.IsSensitiveValue(value) ? null : value;
+
+    /// <summary>A host field without any userinfo someone put in it (<c>https://u:p@h</c> → <c>https://h</c>): a host never holds <c>@</c>.</summary>
+    internal static string? WithoutUserInfo(string? host)
+    {
+        if (host is null)
+        {
+            return null;
+        }
+        var at = host.LastIndexOf('@');
+        if (at < 0)
+        {
+            return host;
+        }
+        var scheme = host.IndexOf("://", StringComparison.Ordinal);
+        var start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+        return host[..start] + host[(at + 1)..];
     }
 
     /// <summary>Parses the JSON form of an <c>AIRFLOW_CONN_*</c> value (starts with <c>{</c>).</summary>

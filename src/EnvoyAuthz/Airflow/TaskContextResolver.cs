@@ -11,18 +11,23 @@ namespace EnvoyAuthz.Airflow;
 /// <summary>
 /// The task a request comes from: <c>dag_id</c>, <c>task_id</c>, <c>run_id</c>,
 /// <c>try_number</c>, <c>map_index</c>, each from the first source in
-/// <see cref="AirflowTaskContextOptions.Sources"/> that carries it — by default the validated
-/// token's claims, then Envoy's <c>metadata_context.filter_metadata[namespace]</c> (e.g. the
-/// KubernetesExecutor pod labels a mesh passes on), then request headers (set by the caller,
-/// least trusted). A value that is present but invalid makes the field absent — it does not fall
-/// through to a less trusted source. Valid: ids match Airflow's <c>^[A-Za-z0-9_.-]+$</c> (at most
-/// 250 characters), <c>run_id</c> is 1–250 printable characters, <c>try_number</c> an integer ≥ 0
-/// and <c>map_index</c> an integer ≥ -1.
+/// <see cref="AirflowTaskContextOptions.Sources"/> that carries it, and for each field found the
+/// source it came from in <c>task_source</c> (e.g. <c>{"dag_id": "context_extensions"}</c>), so
+/// a policy can insist on trusted provenance. By default the validated token's claims, then the
+/// route's context extensions (set by the operator in Envoy, e.g. <c>airflow_dag_id</c>), then
+/// Envoy's <c>metadata_context.filter_metadata[namespace]</c> (e.g. the KubernetesExecutor pod
+/// labels a mesh passes on). Request headers are the caller's own words: read only when
+/// <c>headers</c> is listed, and marked <c>headers</c>. A value that is present but invalid
+/// makes the field absent — it does not fall through to a later source. Valid: ids match
+/// Airflow's <c>^[A-Za-z0-9_.-]+$</c> (at most 250 characters), <c>run_id</c> is 1–250 printable
+/// characters, <c>try_number</c> an integer ≥ 0 and <c>map_index</c> an integer ≥ -1.
 /// </summary>
 /// <remarks>
 /// Claim names may be dotted paths (<c>airflow.dag_id</c>) when no top-level claim has the
 /// name. KubernetesExecutor pod label values are sanitised by Airflow (long ids truncated and
 /// hashed), so label-derived ids of more than 63 characters do not equal the real ids.
+/// Metadata is as trusted as what fills it: an operator who copies request headers into the
+/// namespace (header_to_metadata) makes it the caller's words again.
 /// </remarks>
 public sealed partial class TaskContextResolver(AirflowTaskContextOptions options, ILogger logger)
 {
@@ -34,7 +39,7 @@ public sealed partial class TaskContextResolver(AirflowTaskContextOptions option
 
     private enum Kind { Id, RunId, TryNumber, MapIndex }
 
-    /// <summary>Adds the known fields to <paramref name="into"/>.</summary>
+    /// <summary>Adds the known fields to <paramref name="into"/>, and <c>task_source</c> (field → source) when any is known.</summary>
     public void Resolve(AuthzRequest request, CallerIdentity? identity, RegoObject.Builder into)
     {
         Struct? metadata = null;
@@ -42,6 +47,7 @@ public sealed partial class TaskContextResolver(AirflowTaskContextOptions option
         {
             fm.TryGetValue(options.MetadataNamespace, out metadata);
         }
+        RegoObject.Builder? provenance = null;
         for (var f = 0; f < Fields.Length; f++)
         {
             var (key, kind) = Fields[f];
@@ -50,6 +56,7 @@ public sealed partial class TaskContextResolver(AirflowTaskContextOptions option
                 var raw = source switch
                 {
                     "claims" => identity is null ? null : Claim(identity.Claims, Name(options.Claims, f)),
+                    "context_extensions" => Name(options.ContextExtensions, f) is { Length: > 0 } e && request.ContextExtensions.TryGetValue(e, out var ev) ? RegoValue.From(ev) : null,
                     "metadata" => metadata is null ? null : Metadata(metadata, Name(options.Metadata, f)),
                     "headers" => Name(options.Headers, f) is { Length: > 0 } h ? request.Header(h) is { } hv ? RegoValue.From(hv) : null : null,
                     _ => null,
@@ -61,6 +68,7 @@ public sealed partial class TaskContextResolver(AirflowTaskContextOptions option
                 if (Validate(raw, kind) is { } value)
                 {
                     into.Add(key, value);
+                    (provenance ??= new RegoObject.Builder(Fields.Length)).Add(key, RegoValue.From(source));
                 }
                 else
                 {
@@ -68,6 +76,10 @@ public sealed partial class TaskContextResolver(AirflowTaskContextOptions option
                 }
                 break;
             }
+        }
+        if (provenance is not null)
+        {
+            into.Add("task_source", provenance.Build());
         }
     }
 
