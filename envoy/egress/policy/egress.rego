@@ -1,8 +1,11 @@
 # Egress policy: an Airflow task's outbound call through its Envoy sidecar. EnvoyAuthz fills
 # input.airflow.connection (the Airflow connection the call is for: conn_id, conn_type, host, port,
 # schema, login, description, non-secret extra) and the task context (dag_id, task_id, run_id,
-# try_number, map_index). Decision at data.envoy.authz.allow (object form).
+# try_number, map_index) with the source of each field (input.airflow.task_source). Decision at
+# data.envoy.authz.allow (object form).
 #
+#   the DAG counts only when it comes from a source the caller cannot set: the token's claims, the
+#   route's context_extensions (airflow_dag_id) or Envoy metadata, never a request header
 #   a task may use a connection only if its DAG is allowed for it (data.airflow.egress.grants)
 #   methods and path prefixes are limited per connection type (data.airflow.egress.conn_types),
 #   and may be narrowed per connection
@@ -13,7 +16,7 @@ import rego.v1
 
 default allow := {"allowed": false, "reason": "policy_denied"}
 
-allow := {"allowed": true, "headers": {"x-airflow-dag-id": input.airflow.dag_id}} if {
+allow := {"allowed": true, "headers": {"x-airflow-dag-id": dag_id}} if {
 	input.airflow.connection
 	count(denials) == 0
 }
@@ -39,9 +42,21 @@ http_method := input.attributes.request.http.method
 
 path := concat("/", array.concat([""], input.parsed_path))
 
+# Sources a caller cannot set (a request header is the caller's own word).
+trusted_sources := {"claims", "context_extensions", "metadata"}
+
+dag_id := input.airflow.dag_id if input.airflow.task_source.dag_id in trusted_sources
+
 denials contains "no task context (dag_id)" if {
 	input.airflow.connection
 	not input.airflow.dag_id
+}
+
+denials contains sprintf("the task's dag_id comes from %s, not a trusted source", [source]) if {
+	input.airflow.connection
+	input.airflow.dag_id
+	source := object.get(input.airflow, ["task_source", "dag_id"], "an unknown source")
+	not source in trusted_sources
 }
 
 denials contains sprintf("connection %s is not granted to any DAG", [conn.conn_id]) if {
@@ -49,10 +64,10 @@ denials contains sprintf("connection %s is not granted to any DAG", [conn.conn_i
 	not cfg.grants[conn.conn_id]
 }
 
-denials contains sprintf("DAG %s may not use connection %s", [input.airflow.dag_id, conn.conn_id]) if {
+denials contains sprintf("DAG %s may not use connection %s", [dag_id, conn.conn_id]) if {
 	grant
-	input.airflow.dag_id
-	not input.airflow.dag_id in grant.dags
+	dag_id
+	not dag_id in grant.dags
 }
 
 denials contains sprintf("method %s is not allowed on %s connections", [http_method, conn.conn_type]) if {

@@ -5,7 +5,10 @@ import rego.v1
 import data.envoy.authz
 
 call(conn, dag, method, path) := {
-	"airflow": object.union({"connection": conn}, {"dag_id": dag, "task_id": "t1", "run_id": "r1", "try_number": 1}),
+	"airflow": object.union({"connection": conn}, {
+		"dag_id": dag, "task_id": "t1", "run_id": "r1", "try_number": 1,
+		"task_source": {"dag_id": "context_extensions", "task_id": "context_extensions", "run_id": "claims", "try_number": "claims"},
+	}),
 	"attributes": {"request": {"http": {"method": method, "path": path, "host": object.get(conn, "host", "x")}}},
 	"parsed_path": split(trim_prefix(path, "/"), "/"),
 }
@@ -69,4 +72,28 @@ test_connection_host_with_scheme_and_port if {
 	with_scheme := object.union(http_default, {"host": "https://API.partner.example.com"})
 	request := json.patch(call(with_scheme, "etl_daily", "GET", "/v1/items"), [{"op": "replace", "path": "/attributes/request/http/host", "value": "api.partner.example.com:443"}])
 	authz.allow.allowed with input as request
+}
+
+with_dag_source(request, source) := json.patch(request, [{"op": "replace", "path": "/airflow/task_source/dag_id", "value": source}])
+
+test_dag_from_each_trusted_source_counts if {
+	every source in ["claims", "context_extensions", "metadata"] {
+		authz.allow.allowed with input as with_dag_source(call(http_default, "etl_daily", "GET", "/v1/items"), source)
+	}
+}
+
+test_dag_from_a_request_header_is_not_trusted if {
+	decision := authz.allow with input as with_dag_source(call(http_default, "etl_daily", "GET", "/v1/items"), "headers")
+	decision.allowed == false
+	contains(decision.body, "comes from headers")
+}
+
+test_dag_without_provenance_is_not_trusted if {
+	request := json.patch(call(http_default, "etl_daily", "GET", "/v1/items"), [{"op": "remove", "path": "/airflow/task_source"}])
+	not authz.allow.allowed with input as request
+}
+
+test_trusted_dag_is_what_the_allow_names if {
+	decision := authz.allow with input as call(http_default, "etl_daily", "GET", "/v1/items")
+	decision.headers["x-airflow-dag-id"] == "etl_daily"
 }

@@ -1,7 +1,9 @@
 # Ingress policy: people, CI and AI agents calling Airflow's REST API (v1 or v2) through Envoy.
 # Decision at data.envoy.authz.allow (OPA-Envoy's object form). EnvoyAuthz fills
-# input.airflow.api = {version, resource, action, dag_id, dag_run_id, task_id, connection_id}
-# and, for JSON-RPC bodies, input.jsonrpc = [{method, params, id}, ...].
+# input.airflow.api = {version, resource, action, template, dag_id, dag_run_id, task_id,
+# connection_id, variable_key, params} from the path templates of Airflow's API specifications (a
+# path no template matches is resource "unknown" without an action, denied here) and, for JSON-RPC
+# bodies, input.jsonrpc = [{method, params, id}, ...].
 #
 #   viewers (data.airflow.ingress.viewer_groups)  read anything but connections and variables
 #   DAG owners (data.airflow.ingress.dag_groups)   also trigger, clear and update their own DAGs

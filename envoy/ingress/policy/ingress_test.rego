@@ -58,6 +58,26 @@ test_unknown_action_denied if {
 	not authz.allow.allowed with input as req(admin, {"version": "v1"})
 }
 
+test_unknown_template_denied_even_for_admin if {
+	decision := authz.allow with input as req(admin, {"version": "v1", "resource": "unknown"})
+	decision.allowed == false
+	contains(decision.body, "not an Airflow API request this policy understands")
+}
+
+# GET /api/v1/variables/team/secret: variable "team/secret", not a resource "secret".
+test_viewer_cannot_read_a_variable_whose_key_has_slashes if {
+	not authz.allow.allowed with input as req(viewer, {"version": "v1", "resource": "variables", "action": "read", "template": "/variables/{variable_key}", "variable_key": "team/secret"})
+}
+
+# DELETE /api/v1/variables/etl_x/dags/etl_daily: a variable, not DAG etl_daily the caller owns.
+test_owner_cannot_delete_a_variable_named_like_a_dag_path if {
+	not authz.allow.allowed with input as req(engineer, {"version": "v1", "resource": "variables", "action": "delete", "template": "/variables/{variable_key}", "variable_key": "etl_x/dags/etl_daily"})
+}
+
+test_owner_reads_the_source_of_an_own_dag if {
+	authz.allow.allowed with input as req({"subject": "eng", "groups": ["analytics-only"], "client_id": "web"}, {"version": "v2", "resource": "dagSources", "action": "read", "dag_id": "etl_daily"}) with data.airflow.ingress.dag_groups as {"analytics-only": ["etl_*"]}
+}
+
 test_jsonrpc_batch_allowed_when_every_call_is if {
 	authz.allow.allowed with input as rpc(engineer, [
 		{"method": "get_dag", "params": {"dag_id": "etl_daily"}, "id": 1},

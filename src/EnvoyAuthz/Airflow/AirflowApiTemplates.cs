@@ -9,7 +9,8 @@ namespace EnvoyAuthz.Airflow;
 /// <remarks>
 /// Written as the specifications write them, relative to the version root, with the parameter's
 /// kind where it is not a plain string: <c>{name:int}</c> (schema type integer) and
-/// <c>{name:path}</c> (<c>format: path</c>: it takes the rest of the path). Methods: <c>GET</c> is
+/// <c>{name:path}</c> (<c>format: path</c>: it takes the rest of the path), and <c>{name=value}</c>
+/// for a parameter whose schema allows one value (<c>const</c>). Methods: <c>GET</c> is
 /// read, <c>POST</c> create, <c>PUT</c>/<c>PATCH</c> update, <c>DELETE</c> delete, unless
 /// written <c>METHOD=action</c>.
 /// </remarks>
@@ -118,12 +119,12 @@ internal static class AirflowApiTemplates
         new("/dags/{dag_id}/assets/{asset_id:int}/queuedEvents", "queuedEvents", "GET DELETE"),
         new("/dags/{dag_id}/clearTaskInstances", "taskInstances", "POST=update"),
         new("/dags/{dag_id}/dagRuns", "dagRuns", "GET POST=trigger"),
-        new("/dags/{dag_id}/dagRuns/list", "dagRuns", "POST=read"),
+        new("/dags/{dag_id=~}/dagRuns/list", "dagRuns", "POST=read"),
         new("/dags/{dag_id}/dagRuns/{dag_run_id}", "dagRuns", "GET PATCH DELETE"),
         new("/dags/{dag_id}/dagRuns/{dag_run_id}/clear", "dagRuns", "POST=update"),
         new("/dags/{dag_id}/dagRuns/{dag_run_id}/hitlDetails", "hitlDetails", "GET"),
         new("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", "taskInstances", "GET PATCH"),
-        new("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/list", "taskInstances", "POST=read"),
+        new("/dags/{dag_id=~}/dagRuns/{dag_run_id=~}/taskInstances/list", "taskInstances", "POST=read"),
         new(TaskInstance, "taskInstances", "GET PATCH DELETE"),
         new(TaskInstance + "/dependencies", "taskInstances", "GET"),
         new(TaskInstance + "/dry_run", "taskInstances", "PATCH=read"),
@@ -174,6 +175,8 @@ internal enum ApiSegmentKind
 {
     /// <summary>Literal text, matched exactly.</summary>
     Literal,
+    /// <summary>A parameter with one allowed value (<c>const</c>), matched exactly.</summary>
+    Const,
     /// <summary>An integer parameter: one segment of an optional <c>-</c> and 1–18 ASCII digits.</summary>
     Int,
     /// <summary>A string parameter: one non-empty segment.</summary>
@@ -182,8 +185,8 @@ internal enum ApiSegmentKind
     Path,
 }
 
-/// <summary>One segment of a template: a literal, or a parameter with its name and kind.</summary>
-internal readonly record struct ApiSegment(ApiSegmentKind Kind, string Text);
+/// <summary>One segment of a template: a literal (<paramref name="Text"/>), or a parameter named <paramref name="Text"/> of a kind (and its one value for <see cref="ApiSegmentKind.Const"/>).</summary>
+internal readonly record struct ApiSegment(ApiSegmentKind Kind, string Text, string? Value = null);
 
 /// <summary>One path template with its methods, their actions and the resource it addresses.</summary>
 internal sealed class ApiTemplate
@@ -200,6 +203,12 @@ internal sealed class ApiTemplate
             if (s.StartsWith('{') && s.EndsWith('}'))
             {
                 var inner = s[1..^1];
+                var eq = inner.IndexOf('=', StringComparison.Ordinal);
+                if (eq > 0)
+                {
+                    Segments[i] = new ApiSegment(ApiSegmentKind.Const, inner[..eq], inner[(eq + 1)..]);
+                    continue;
+                }
                 var colon = inner.IndexOf(':', StringComparison.Ordinal);
                 var kind = colon < 0 ? ApiSegmentKind.String : inner[(colon + 1)..] switch
                 {
@@ -279,6 +288,7 @@ internal sealed class ApiTemplate
             switch (s.Kind)
             {
                 case ApiSegmentKind.Literal when !string.Equals(p, s.Text, StringComparison.Ordinal):
+                case ApiSegmentKind.Const when !string.Equals(p, s.Value, StringComparison.Ordinal):
                 case ApiSegmentKind.Int when !IsInteger(p):
                 case ApiSegmentKind.String or ApiSegmentKind.Path when p.Length == 0:
                     return false;
@@ -312,8 +322,8 @@ internal sealed class ApiTemplate
         var n = Math.Min(Segments.Length, other.Segments.Length);
         for (var i = 0; i < n; i++)
         {
-            var a = Segments[i].Kind;
-            var b = other.Segments[i].Kind;
+            var a = Rank(Segments[i].Kind);
+            var b = Rank(other.Segments[i].Kind);
             if (a != b)
             {
                 return a < b;
@@ -321,6 +331,8 @@ internal sealed class ApiTemplate
         }
         return false;
     }
+
+    private static ApiSegmentKind Rank(ApiSegmentKind kind) => kind == ApiSegmentKind.Const ? ApiSegmentKind.Literal : kind;
 
     private static bool IsInteger(string s)
     {

@@ -45,6 +45,15 @@ public sealed class AirflowOptionsValidatorTests
     }
 
     [Fact]
+    public void TaskContextSources_AcceptEveryKnownSource_SensitiveKeysNeedALetterOrDigit()
+    {
+        Assert.Empty(Errors(new AirflowOptions { TaskContext = { Sources = ["context_extensions", "claims", "metadata", "headers"] }, SensitiveKeys = ["X-Session"] }));
+        var e = Errors(new AirflowOptions { SensitiveKeys = ["--", "ok"] });
+        Assert.Single(e);
+        Assert.Contains("SensitiveKeys:0", e[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void V2_RequiresUsername()
     {
         Assert.Contains(Errors(new AirflowOptions { Connections = { Api = { BaseUrl = "http://airflow:8080" } } }), m => m.Contains("Username", StringComparison.Ordinal));

@@ -119,7 +119,8 @@ public sealed class AirflowStageTests
         var ctx = stage.Resolve(Req("POST", "/api/v1/dags/etl/dagRuns", host: "svc.internal",
             headers: new() { ["content-type"] = "application/json" }, body: "{}"), null);
         Assert.Null(ctx.ConnectionId);
-        Assert.Equal("""{"api":{"action":"trigger","dag_id":"etl","resource":"dagRuns","version":"v1"}}""", RegoJson.Serialize(ctx.Input!));
+        Assert.Equal("""{"api":{"action":"trigger","dag_id":"etl","params":{"dag_id":"etl"},"resource":"dagRuns","template":"/dags/{dag_id}/dagRuns","version":"v1"}}""",
+            RegoJson.Serialize(ctx.Input!));
         Assert.NotNull(ctx.BodyRedactor);
         Assert.Null(stage.Resolve(Req(host: "svc.internal"), null).BodyRedactor);
     }
@@ -141,11 +142,13 @@ public sealed class AirflowStageTests
         var (stage, _, _) = Stage();
         var ctx = stage.Resolve(Req(headers: new()
         {
-            ["x-airflow-conn-id"] = "partner_api", ["x-airflow-dag-id"] = "etl", ["x-airflow-task-id"] = "load",
-            ["x-airflow-run-id"] = "r1", ["x-airflow-try-number"] = "1", ["x-airflow-map-index"] = "0",
+            ["x-airflow-conn-id"] = "partner_api", ["x-airflow-dag-id"] = "forged", ["x-airflow-task-id"] = "forged",
+        }, ext: new()
+        {
+            ["airflow_dag_id"] = "etl", ["airflow_task_id"] = "load", ["airflow_run_id"] = "r1", ["airflow_try_number"] = "1", ["airflow_map_index"] = "0",
         }), null);
         Assert.Equal(
-            """{"connection":{"conn_id":"partner_api","conn_type":"http","description":null,"extra":{"timeout":10},"host":"https://api.partner.example","login":"svc","port":null,"schema":null},"dag_id":"etl","map_index":0,"run_id":"r1","task_id":"load","try_number":1}""",
+            """{"connection":{"conn_id":"partner_api","conn_type":"http","description":null,"extra":{"timeout":10},"host":"https://api.partner.example","login":"svc","port":null,"schema":null},"dag_id":"etl","map_index":0,"run_id":"r1","task_id":"load","task_source":{"dag_id":"context_extensions","map_index":"context_extensions","run_id":"context_extensions","task_id":"context_extensions","try_number":"context_extensions"},"try_number":1}""",
             RegoJson.Serialize(ctx.Input!));
     }
 

@@ -98,6 +98,35 @@ public sealed class ConnectionParserTests
         Assert.Null(ConnectionParser.ParseJson("d", "[1]", SensitiveKeys.Default, out _));
     }
 
+    /// <summary>Issue 9.10: an HTTP connection's secret headers and DSN-valued extras never reach <c>input.airflow.connection</c>, in either textual form.</summary>
+    [Fact]
+    public void HttpSecretsInExtras_HostAndDescription_NeverReachTheInput()
+    {
+        const string extra = """{"X-Api-Key": "PlantedApiKey", "privateKey": "PlantedPk", "Authorization": "Bearer PlantedBearer", "dsn": "PlantedDsn", "upstream": "postgres://u:PlantedDsnPassword@h/db", "odbc": "Server=s;PWD=PlantedPwd", "timeout": 5}""";
+        var json = ConnectionParser.ParseJson("c", $$"""{"conn_type": "http", "host": "https://svc:PlantedHostPassword@api.example.com", "description": "reads postgres://u:PlantedDescPassword@h", "extra": {{RegoJson.Serialize(RegoValue.From(extra))}}}""",
+            SensitiveKeys.Default, out var problem)!;
+        Assert.Null(problem);
+        var uri = Uri("http://svc@api.example.com/?__extra__=" + System.Uri.EscapeDataString(extra));
+        var flat = Uri("http://api.example.com/?X-Api-Key=PlantedApiKey&upstream=" + System.Uri.EscapeDataString("postgres://u:PlantedDsnPassword@h/db") + "&timeout=5");
+        foreach (var c in new[] { json, uri, flat })
+        {
+            var input = RegoJson.Serialize(c.InputValue);
+            Assert.DoesNotContain("Planted", input);
+            Assert.Contains("\"timeout\":", input);
+        }
+        Assert.Equal("https://api.example.com", json.Host);
+        Assert.Null(json.Description);
+    }
+
+    [Theory]
+    [InlineData("api.example.com", "api.example.com")]
+    [InlineData("https://api.example.com", "https://api.example.com")]
+    [InlineData("https://u:p@api.example.com", "https://api.example.com")]
+    [InlineData("u:p@db.internal", "db.internal")]
+    [InlineData(null, null)]
+    public void WithoutUserInfo_DropsWhatAHostNeverHolds(string? host, string? expected) =>
+        Assert.Equal(expected, ConnectionParser.WithoutUserInfo(host));
+
     [Fact]
     public void InputValue_HasEveryContractField()
     {

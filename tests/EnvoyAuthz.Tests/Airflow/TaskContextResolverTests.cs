@@ -40,39 +40,86 @@ public sealed class TaskContextResolverTests
         ["x-airflow-try-number"] = "2", ["x-airflow-map-index"] = "-1",
     };
 
-    [Fact]
-    public void Headers_Alone_AllFieldsTyped()
+    private static readonly Dictionary<string, string> Extensions = new()
     {
-        Assert.Equal("""{"dag_id":"hdr_dag","map_index":-1,"run_id":"manual__2025-01-01T00:00:00+00:00","task_id":"hdr_task","try_number":2}""",
-            Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: Headers), null));
+        ["airflow_dag_id"] = "route_dag", ["airflow_task_id"] = "route_task", ["airflow_run_id"] = "scheduled__2025-01-01T00:00:00+00:00",
+        ["airflow_try_number"] = "3", ["airflow_map_index"] = "4",
+    };
+
+    private static readonly AirflowTaskContextOptions WithHeaders = new() { Sources = ["claims", "context_extensions", "metadata", "headers"] };
+
+    /// <summary>Issue 9.5: with the default sources, any caller's forged task headers give no task context at all.</summary>
+    [Fact]
+    public void Defaults_ForgedHeaders_GiveNoTaskContext()
+    {
+        Assert.Equal("{}", Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: Headers), null));
+        Assert.Equal("{}", Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: Headers), Identity("""{"sub":"s"}""")));
+    }
+
+    /// <summary>Every field, forged in a header, next to each trusted source: under the defaults the trusted value wins or the field is absent — never the header's.</summary>
+    [Theory]
+    [InlineData("dag_id", "x-airflow-dag-id", "airflow_dag_id", "victim_dag")]
+    [InlineData("task_id", "x-airflow-task-id", "airflow_task_id", "victim_task")]
+    [InlineData("run_id", "x-airflow-run-id", "airflow_run_id", "victim_run")]
+    [InlineData("try_number", "x-airflow-try-number", "airflow_try_number", "9")]
+    [InlineData("map_index", "x-airflow-map-index", "airflow_map_index", "9")]
+    public void Defaults_EveryForgedHeaderField_NeverReachesInput(string field, string header, string extension, string forged)
+    {
+        var headers = new Dictionary<string, string> { [header] = forged };
+        Assert.Equal("{}", Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: headers), Identity("""{"sub":"s"}""")));
+        var check = Requests.Http(headers: headers, contextExtensions: new Dictionary<string, string> { [extension] = Extensions[extension] });
+        var json = Resolve(new AirflowTaskContextOptions(), check, null);
+        Assert.DoesNotContain(forged, json);
+        Assert.Contains($"\"task_source\":{{\"{field}\":\"context_extensions\"}}", json);
     }
 
     [Fact]
-    public void Precedence_ClaimsThenMetadataThenHeaders_PerField()
+    public void ContextExtensions_AreATrustedDefaultSource_WithProvenance()
     {
-        var check = WithMetadata(Requests.Http(headers: Headers), "airflow", new()
+        Assert.Equal(
+            """{"dag_id":"route_dag","map_index":4,"run_id":"scheduled__2025-01-01T00:00:00+00:00","task_id":"route_task","task_source":{"dag_id":"context_extensions","map_index":"context_extensions","run_id":"context_extensions","task_id":"context_extensions","try_number":"context_extensions"},"try_number":3}""",
+            Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: Headers, contextExtensions: Extensions), null));
+    }
+
+    [Fact]
+    public void Headers_WhenConfigured_AllFieldsTyped_AndMarkedAsHeaders()
+    {
+        Assert.Equal("""{"dag_id":"hdr_dag","map_index":-1,"run_id":"manual__2025-01-01T00:00:00+00:00","task_id":"hdr_task","task_source":{"dag_id":"headers","map_index":"headers","run_id":"headers","task_id":"headers","try_number":"headers"},"try_number":2}""",
+            Resolve(WithHeaders, Requests.Http(headers: Headers), null));
+    }
+
+    [Fact]
+    public void Precedence_ClaimsThenContextExtensionsThenMetadataThenHeaders_PerField()
+    {
+        var check = WithMetadata(Requests.Http(headers: Headers, contextExtensions: new Dictionary<string, string> { ["airflow_task_id"] = "route_task" }), "airflow", new()
         {
             ["dag_id"] = Value.ForString("meta_dag"), ["task_id"] = Value.ForString("meta_task"), ["try_number"] = Value.ForNumber(3),
         });
-        var json = Resolve(new AirflowTaskContextOptions(), check, Identity("""{"sub":"s","dag_id":"claim_dag"}"""));
-        Assert.Equal("""{"dag_id":"claim_dag","map_index":-1,"run_id":"manual__2025-01-01T00:00:00+00:00","task_id":"meta_task","try_number":3}""", json);
+        var json = Resolve(WithHeaders, check, Identity("""{"sub":"s","dag_id":"claim_dag"}"""));
+        Assert.Equal("""{"dag_id":"claim_dag","map_index":-1,"run_id":"manual__2025-01-01T00:00:00+00:00","task_id":"route_task","task_source":{"dag_id":"claims","map_index":"headers","run_id":"headers","task_id":"context_extensions","try_number":"metadata"},"try_number":3}""", json);
     }
 
     [Fact]
-    public void Sources_CanExcludeHeaders_AndClaimsMayBeDotted()
+    public void Sources_CanBeNarrowed_AndClaimsMayBeDotted()
     {
         var options = new AirflowTaskContextOptions { Sources = ["claims"], Claims = new AirflowTaskFieldNames { DagId = "airflow.dag" } };
-        Assert.Equal("""{"dag_id":"nested"}""", Resolve(options, Requests.Http(headers: Headers), Identity("""{"airflow":{"dag":"nested"}}""")));
+        Assert.Equal("""{"dag_id":"nested","task_source":{"dag_id":"claims"}}""",
+            Resolve(options, Requests.Http(headers: Headers, contextExtensions: Extensions), Identity("""{"airflow":{"dag":"nested"}}""")));
+        var renamed = new AirflowTaskContextOptions { ContextExtensions = new AirflowTaskFieldNames { DagId = "dag", TaskId = "" } };
+        Assert.Equal("""{"dag_id":"d1","task_source":{"dag_id":"context_extensions"}}""",
+            Resolve(renamed, Requests.Http(contextExtensions: new Dictionary<string, string> { ["dag"] = "d1", ["task_id"] = "t1", ["airflow_dag_id"] = "ignored" }), null));
     }
 
     [Fact]
-    public void InvalidValue_MakesFieldAbsent_NoFallThroughToHeaders()
+    public void InvalidValue_MakesFieldAbsent_NoFallThroughToALaterSource()
     {
         var check = WithMetadata(Requests.Http(headers: Headers), "airflow", new() { ["dag_id"] = Value.ForString("bad id!"), ["try_number"] = Value.ForString("-3") });
-        var json = Resolve(new AirflowTaskContextOptions(), check, null);
+        var json = Resolve(WithHeaders, check, null);
         Assert.DoesNotContain("dag_id", json);
         Assert.DoesNotContain("try_number", json);
         Assert.Contains("hdr_task", json);
+        var badRoute = Requests.Http(headers: Headers, contextExtensions: new Dictionary<string, string> { ["airflow_dag_id"] = "../etl" });
+        Assert.DoesNotContain("dag_id", Resolve(WithHeaders, badRoute, null));
     }
 
     [Theory]
@@ -82,7 +129,7 @@ public sealed class TaskContextResolverTests
     [InlineData("x-airflow-dag-id", "a/b")]
     public void BadHeaderValues_AreIgnored(string header, string value)
     {
-        var json = Resolve(new AirflowTaskContextOptions(), Requests.Http(headers: new Dictionary<string, string> { [header] = value }), null);
+        var json = Resolve(WithHeaders, Requests.Http(headers: new Dictionary<string, string> { [header] = value }), null);
         Assert.Equal("{}", json);
     }
 }
