@@ -96,11 +96,20 @@ public sealed class AirflowCheckTests(OidcProviderFixture idp) : IClassFixture<O
     [Fact]
     public async Task Egress_FileConnectionAndTaskContext_ReachPolicy_AndConnIdHeaderOnAllow()
     {
-        var response = await _host.CheckAsync(await RequestAsync(["admins"], headers: new()
+        // The task context comes from the route (context_extensions); the caller's own task headers are not a default source.
+        var check = await RequestAsync(["admins"], headers: new()
         {
-            ["x-airflow-conn-id"] = "partner_api", ["x-airflow-dag-id"] = "etl", ["x-airflow-task-id"] = "load",
-            ["x-airflow-run-id"] = "scheduled__2025-01-01T00:00:00+00:00", ["x-airflow-try-number"] = "1", ["x-airflow-map-index"] = "-1",
-        }));
+            ["x-airflow-conn-id"] = "partner_api", ["x-airflow-dag-id"] = "forged_dag", ["x-airflow-task-id"] = "forged_task",
+        });
+        foreach (var (k, v) in new Dictionary<string, string>
+        {
+            ["airflow_dag_id"] = "etl", ["airflow_task_id"] = "load", ["airflow_run_id"] = "scheduled__2025-01-01T00:00:00+00:00",
+            ["airflow_try_number"] = "1", ["airflow_map_index"] = "-1",
+        })
+        {
+            check.Attributes.ContextExtensions[k] = v;
+        }
+        var response = await _host.CheckAsync(check);
         Assert.Equal(0, response.Status.Code);
         Assert.Contains(response.OkResponse.Headers, h => h.Header.Key == "x-airflow-conn-id" && h.Header.Value == "partner_api");
         var airflow = LastAirflowInput()!;
@@ -109,6 +118,9 @@ public sealed class AirflowCheckTests(OidcProviderFixture idp) : IClassFixture<O
         Assert.Equal("etl", airflow["dag_id"]!.GetValue<string>());
         Assert.Equal(1, airflow["try_number"]!.GetValue<int>());
         Assert.Equal(-1, airflow["map_index"]!.GetValue<int>());
+        Assert.Equal("""{"dag_id":"context_extensions","map_index":"context_extensions","run_id":"context_extensions","task_id":"context_extensions","try_number":"context_extensions"}""",
+            airflow["task_source"]!.ToJsonString());
+        Assert.DoesNotContain("forged", airflow.ToJsonString());
         Assert.DoesNotContain("Planted", _opa.Inputs[^1].ToJsonString());
     }
 
@@ -150,8 +162,14 @@ public sealed class AirflowCheckTests(OidcProviderFixture idp) : IClassFixture<O
     {
         await _host.CheckAsync(await RequestAsync(["admins"], "POST", "/api/v2/dags/etl/dagRuns", "airflow.example.com",
             new() { ["content-type"] = "application/json" }, """{"logical_date": null}"""));
-        Assert.Equal("""{"action":"trigger","dag_id":"etl","resource":"dagRuns","version":"v2"}""", LastAirflowInput()!["api"]!.ToJsonString());
+        Assert.Equal("""{"action":"trigger","dag_id":"etl","params":{"dag_id":"etl"},"resource":"dagRuns","template":"/dags/{dag_id}/dagRuns","version":"v2"}""",
+            LastAirflowInput()!["api"]!.ToJsonString());
         Assert.Null(LastAirflowInput()!["connection"]);
+
+        // A v1 variable key may hold '/': the whole rest of the path is the key, not another resource.
+        await _host.CheckAsync(await RequestAsync(["admins"], "DELETE", "/api/v1/variables/etl_x/dags/etl_daily", "airflow.example.com"));
+        Assert.Equal("""{"action":"delete","params":{"variable_key":"etl_x/dags/etl_daily"},"resource":"variables","template":"/variables/{variable_key}","variable_key":"etl_x/dags/etl_daily","version":"v1"}""",
+            LastAirflowInput()!["api"]!.ToJsonString());
     }
 
     [Fact]

@@ -61,8 +61,20 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
     // The example policies send their own deny bodies (text); the reason code is in dynamic metadata and status.message.
     private static string Reason(CheckResponse r) => r.DynamicMetadata.Fields["reason"].StringValue;
 
+    /// <summary>A task's call through its egress sidecar: the route names the connection and the task (context_extensions, set by the operator).</summary>
     private static CheckRequest TaskCall(string connection, string dag, string method = "GET", string path = "/v1/items", string host = "api.partner.example.com") =>
-        Requests.Http(method, path, host, new Dictionary<string, string>
+        Requests.Http(method, path, host, new Dictionary<string, string>(), contextExtensions: new Dictionary<string, string>
+        {
+            ["airflow_conn_id"] = connection,
+            ["airflow_dag_id"] = dag,
+            ["airflow_task_id"] = "extract",
+            ["airflow_run_id"] = "scheduled__2026-11-23T00:00:00+00:00",
+            ["airflow_try_number"] = "1",
+        });
+
+    /// <summary>The same call where the caller claims its DAG in request headers only.</summary>
+    private static CheckRequest ForgedTaskCall(string connection, string dag) =>
+        Requests.Http("GET", "/v1/items", "api.partner.example.com", new Dictionary<string, string>
         {
             ["x-airflow-dag-id"] = dag,
             ["x-airflow-task-id"] = "extract",
@@ -77,6 +89,26 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
         Assert.Equal(0, r.Status.Code);
         Assert.Contains(r.OkResponse.Headers, h => h.Header.Key == "x-airflow-conn-id" && h.Header.Value == "http_default");
         Assert.Contains(r.OkResponse.Headers, h => h.Header.Key == "x-airflow-dag-id" && h.Header.Value == "etl_daily");
+    }
+
+    /// <summary>Issue 9.5: any caller can send x-airflow-dag-id; under the default sources it is no task context, so no DAG's grant applies.</summary>
+    [Fact]
+    public async Task Egress_DagClaimedInAHeader_NotTaskContext_Denied()
+    {
+        var r = await _egress.CheckAsync(ForgedTaskCall("http_default", "etl_daily"));
+        Assert.Equal(403, (int)r.DeniedResponse.Status.Code);
+        Assert.Equal("policy_denied", Reason(r));
+        Assert.Contains("no task context (dag_id)", r.DeniedResponse.Body);
+    }
+
+    [Fact]
+    public async Task Egress_RouteDagWins_OverAForgedHeader()
+    {
+        var call = TaskCall("http_default", "report_daily");
+        call.Attributes.Request.Http.Headers["x-airflow-dag-id"] = "etl_daily";
+        var r = await _egress.CheckAsync(call);
+        Assert.Equal(403, (int)r.DeniedResponse.Status.Code);
+        Assert.Contains("DAG report_daily may not use connection http_default", r.DeniedResponse.Body);
     }
 
     [Theory]
@@ -121,6 +153,14 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
     [InlineData("GET", "/api/v2/connections", "airflow-admins", true)]
     [InlineData("DELETE", "/api/v1/dags/etl_daily", "data-eng", true)]
     [InlineData("GET", "/api/v1/dags/%2e%2e/connections", "airflow-viewers", false)]
+    // Issue 9.3: a v1 variable key takes the rest of the path; it never becomes another resource or DAG.
+    [InlineData("GET", "/api/v1/variables/team/secret", "airflow-viewers", false)]
+    [InlineData("GET", "/api/v1/variables/team%2Fsecret", "airflow-viewers", false)]
+    [InlineData("DELETE", "/api/v1/variables/etl_x/dags/etl_daily", "data-eng", false)]
+    [InlineData("DELETE", "/api/v1/variables/etl_x/dags/etl_daily", "airflow-admins", true)]
+    // A path no template matches is unknown: denied even to admins.
+    [InlineData("GET", "/api/v2/variables/team/secret", "airflow-admins", false)]
+    [InlineData("GET", "/api/v2/dagSources/etl_daily", "airflow-viewers", true)]
     public async Task Ingress_PerGroupAndAction(string method, string path, string group, bool allowed)
     {
         var r = await _ingress.CheckAsync(await ApiCall(method, path, [group], method == "POST" ? "{}" : null));
