@@ -75,6 +75,8 @@ public class EnvoyConfigTests
         var vhost = hcm.RouteConfig.VirtualHosts.Single(v => v.Name == "http_default");
         var perRoute = vhost.TypedPerFilterConfig["envoy.filters.http.ext_authz"].Unpack<ExtAuthzPerRoute>();
         Assert.Equal("http_default", perRoute.CheckSettings.ContextExtensions["airflow_conn_id"]);
+        // The task context comes from the route too (a trusted source), not from the task's own headers.
+        Assert.Equal("etl_daily", perRoute.CheckSettings.ContextExtensions["airflow_dag_id"]);
     }
 
     [Fact]
