@@ -126,9 +126,6 @@ public sealed class AirflowTaskContextOptions
 
     internal static readonly IReadOnlyList<string> DefaultSources = ["claims", "context_extensions", "metadata"];
 
-    /// <summary>The sources a caller cannot set: a policy may rely on a field whose <c>task_source</c> is one of these.</summary>
-    public static IReadOnlyList<string> TrustedSources { get; } = ["claims", "context_extensions", "metadata"];
-
     internal IReadOnlyList<string> EffectiveSources => Sources.Count == 0 ? DefaultSources : Sources;
 
     /// <summary>Header names per field (used only when <see cref="Sources"/> lists <c>headers</c>). Defaults <c>x-airflow-dag-id</c>, <c>x-airflow-task-id</c>, <c>x-airflow-run-id</c>, <c>x-airflow-try-number</c>, <c>x-airflow-map-index</c>.</summary>
