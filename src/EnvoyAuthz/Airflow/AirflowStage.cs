@@ -7,7 +7,7 @@ namespace EnvoyAuthz.Airflow;
 
 /// <summary>
 /// Stage 3 with Airflow awareness. Builds <c>input.airflow</c> =
-/// <c>{connection, dag_id, task_id, run_id, try_number, map_index, api}</c> (each only when known):
+/// <c>{connection, dag_id, task_id, run_id, try_number, map_index, task_source, api}</c> (each only when known):
 /// <list type="number">
 /// <item>ingress: a request to Airflow's REST API gets <c>api</c> (<see cref="AirflowApiClassifier"/>);</item>
 /// <item>JSON-RPC: a JSON-RPC 2.0 body gives <c>input.jsonrpc</c> (<see cref="JsonRpcParser"/>); malformed on an endpoint → deny <c>bad_request</c>;</item>
@@ -15,7 +15,7 @@ namespace EnvoyAuthz.Airflow;
 /// else (egress only: not for requests to Airflow's API) the request authority; unknown → no
 /// <c>connection</c>, the policy decides; connections that cannot be trusted (API copy older than
 /// its max age) → deny <c>dependency_unavailable</c>;</item>
-/// <item>task context (<see cref="TaskContextResolver"/>).</item>
+/// <item>task context with the source of each field (<see cref="TaskContextResolver"/>; request headers only when configured).</item>
 /// </list>
 /// </summary>
 public sealed class AirflowStage(
