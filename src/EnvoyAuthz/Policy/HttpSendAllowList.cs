@@ -118,7 +118,9 @@ public sealed class HttpSendAllowList
             problem = "has no valid host";
             return false;
         }
-        if (HasHiddenStructure(parsed.AbsolutePath))
+        var rawPath = authorityEnd < 0 ? "" : text[authorityEnd..];
+        var rawPathEnd = rawPath.IndexOfAny(['?', '#']);
+        if (HasHiddenStructure(parsed.AbsolutePath) || HasHiddenStructure(rawPathEnd < 0 ? rawPath : rawPath[..rawPathEnd]))
         {
             problem = "has a path with dot segments or encoded separators";
             return false;
@@ -127,7 +129,7 @@ public sealed class HttpSendAllowList
         return true;
     }
 
-    // Dot segments left after parsing, or escapes that decode to '/', '\' or a dot segment.
+    // Dot segments (before or after parsing), or escapes that decode to '/', '\', NUL or a dot segment.
     private static bool HasHiddenStructure(string absolutePath)
     {
         if (absolutePath.Contains("%2f", StringComparison.OrdinalIgnoreCase) || absolutePath.Contains("%5c", StringComparison.OrdinalIgnoreCase) ||

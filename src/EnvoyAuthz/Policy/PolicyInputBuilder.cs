@@ -50,7 +50,7 @@ public sealed class PolicyInputBuilder
         var b = new RegoObject.Builder(9);
         var attributes = _converter.Convert(request.Check.Attributes);
         b.Add("attributes", attributes is RegoObject ao ? _redactor.HttpAttributes(ao, request.Header("content-type")) : attributes);
-        b.Add("parsed_path", Strings(request.ParsedPath, _redactor.PathSegment));
+        b.Add("parsed_path", Strings(_redactor.ParsedPath(request.ParsedPath)));
         var q = new RegoObject.Builder(request.ParsedQuery.Count);
         foreach (var (k, values) in request.ParsedQuery)
         {
@@ -118,12 +118,12 @@ public sealed class PolicyInputBuilder
         return true;
     }
 
-    private static RegoArray Strings(IReadOnlyList<string> values, Func<string, string>? map = null)
+    private static RegoArray Strings(IReadOnlyList<string> values)
     {
         var items = new RegoValue[values.Count];
         for (var i = 0; i < items.Length; i++)
         {
-            items[i] = RegoValue.From(map is null ? values[i] : map(values[i]));
+            items[i] = RegoValue.From(values[i]);
         }
         return RegoArray.From(items);
     }

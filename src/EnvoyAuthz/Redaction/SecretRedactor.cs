@@ -128,8 +128,28 @@ public sealed class SecretRedactor
         return maskedPath + "?" + maskedQuery + (hash < 0 ? "" : rest[hash..]);
     }
 
-    /// <summary>A decoded path segment (<c>parsed_path</c>) with secret path parameters (<c>;jsessionid=…</c>) masked.</summary>
-    public string PathSegment(string segment) => MaskPathParameters(segment, Mask);
+    /// <summary>
+    /// Decoded path segments (<c>parsed_path</c>) with secret path parameters (<c>;jsessionid=…</c>)
+    /// masked, and the userinfo of an absolute-form target (<c>["http:", "", "u:pw@h", …]</c>).
+    /// </summary>
+    public IReadOnlyList<string> ParsedPath(IReadOnlyList<string> segments)
+    {
+        string[]? result = null;
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var s = segments[i];
+            var r = MaskPathParameters(i == 2 && segments[0].EndsWith(':') && segments[1].Length == 0 ? Authority(s) : s, Mask);
+            if (result is null && !ReferenceEquals(r, s))
+            {
+                result = [.. segments];
+            }
+            if (result is not null)
+            {
+                result[i] = r;
+            }
+        }
+        return result ?? segments;
+    }
 
     // ";name=value" parameters whose name is a sensitive key or a session id get their value masked.
     private string MaskPathParameters(string path, string mask)
