@@ -21,8 +21,8 @@ namespace EnvoyAuthz.Redaction;
 /// URL inside a header value is masked; so are sensitive query parameters of <c>:path</c>.</item>
 /// <item><b>Paths and query strings</b> (<c>path</c>, <c>:path</c>, <c>parsed_path</c>,
 /// <c>parsed_query</c>): values of query parameters with sensitive keys (<c>access_token</c>,
-/// <c>password</c>, …), and of path parameters with sensitive or session names
-/// (<c>;jsessionid=…</c>); userinfo of an absolute-form target.</item>
+/// <c>password</c>, …); userinfo of an absolute-form target. Path parameters (<c>;jsessionid=…</c>)
+/// stay in the policy input, as OPA-Envoy's <c>parsed_path</c> keeps them; logs never show them.</item>
 /// <item><b>Bodies</b>, parsed (JSON, forms) and raw: values under sensitive keys, recursively; a
 /// variable whose <c>key</c> is sensitive has its <c>value</c> masked (as Airflow masks it); a string
 /// holding JSON is redacted inside and re-serialised (an <c>extra</c> string that is not a JSON
@@ -112,7 +112,7 @@ public sealed class SecretRedactor
     {
         var q = target.IndexOf('?', StringComparison.Ordinal);
         var path = q < 0 ? target : target[..q];
-        var maskedPath = MaskPathParameters(MaskUserInfo(path), FormMask);
+        var maskedPath = MaskUserInfo(path);
         if (q < 0)
         {
             return maskedPath;
@@ -128,17 +128,14 @@ public sealed class SecretRedactor
         return maskedPath + "?" + maskedQuery + (hash < 0 ? "" : rest[hash..]);
     }
 
-    /// <summary>
-    /// Decoded path segments (<c>parsed_path</c>) with secret path parameters (<c>;jsessionid=…</c>)
-    /// masked, and the userinfo of an absolute-form target (<c>["http:", "", "u:pw@h", …]</c>).
-    /// </summary>
+    /// <summary>Decoded path segments (<c>parsed_path</c>) with the userinfo of an absolute-form target masked (<c>["http:", "", "u:pw@h", …]</c>).</summary>
     public IReadOnlyList<string> ParsedPath(IReadOnlyList<string> segments)
     {
         string[]? result = null;
         for (var i = 0; i < segments.Count; i++)
         {
             var s = segments[i];
-            var r = MaskPathParameters(i == 2 && segments[0].EndsWith(':') && segments[1].Length == 0 ? Authority(s) : s, Mask);
+            var r = i == 2 && segments[0].EndsWith(':') && segments[1].Length == 0 ? Authority(s) : s;
             if (result is null && !ReferenceEquals(r, s))
             {
                 result = [.. segments];
@@ -150,46 +147,6 @@ public sealed class SecretRedactor
         }
         return result ?? segments;
     }
-
-    // ";name=value" parameters whose name is a sensitive key or a session id get their value masked.
-    private string MaskPathParameters(string path, string mask)
-    {
-        var semi = path.IndexOf(';');
-        if (semi < 0)
-        {
-            return path;
-        }
-        StringBuilder? sb = null;
-        var copied = 0;
-        while (semi >= 0)
-        {
-            var nameEnd = path.IndexOfAny(['=', ';', '/'], semi + 1);
-            if (nameEnd >= 0 && path[nameEnd] == '=')
-            {
-                var valueEnd = path.IndexOfAny([';', '/'], nameEnd + 1);
-                if (valueEnd < 0)
-                {
-                    valueEnd = path.Length;
-                }
-                var name = path.AsSpan(semi + 1, nameEnd - semi - 1).Trim();
-                if (valueEnd > nameEnd + 1 && IsSecretPathParameter(name.ToString()))
-                {
-                    sb ??= new StringBuilder(path.Length);
-                    sb.Append(path, copied, nameEnd + 1 - copied).Append(mask);
-                    copied = valueEnd;
-                }
-                semi = valueEnd < path.Length ? path.IndexOf(';', valueEnd) : -1;
-            }
-            else
-            {
-                semi = nameEnd >= 0 ? path.IndexOf(';', nameEnd) : -1;
-            }
-        }
-        return sb is null ? path : sb.Append(path, copied, path.Length - copied).ToString();
-    }
-
-    private bool IsSecretPathParameter(string name) =>
-        _sensitive.IsSensitive(name) || name.Contains("sess", StringComparison.OrdinalIgnoreCase) || name.Equals("sid", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// A query string or <c>application/x-www-form-urlencoded</c> body: values of sensitive keys

@@ -143,15 +143,17 @@ public class PolicyInputBuilderTests
     }
 
     [Fact]
-    public void Build_TokensInQueryAndSessionPathParameters_NeverReachInput()
+    public void Build_TokensInQuery_NeverReachInput()
     {
-        var input = Build(Requests.Http(path: "/app;jsessionid=PlantedSession/dags?access_token=PlantedQueryTok&limit=5&password=PlantedQueryPw"));
+        var input = Build(Requests.Http(path: "/app/dags?access_token=PlantedQueryTok&limit=5&password=PlantedQueryPw"));
         var json = input.ToJson();
         Assert.DoesNotContain("Planted", json);
         Assert.Equal(RegoJson.Parse("""{"access_token":["[REDACTED]"],"limit":["5"],"password":["[REDACTED]"]}"""), At(input, "parsed_query"));
-        Assert.Equal(RegoJson.Parse("""["app;jsessionid=[REDACTED]","dags"]"""), At(input, "parsed_path"));
-        Assert.Equal("/app;jsessionid=%5BREDACTED%5D/dags?access_token=%5BREDACTED%5D&limit=5&password=%5BREDACTED%5D",
+        Assert.Equal(RegoJson.Parse("""["app","dags"]"""), At(input, "parsed_path"));
+        Assert.Equal("/app/dags?access_token=%5BREDACTED%5D&limit=5&password=%5BREDACTED%5D",
             ((RegoString)At(input, "attributes", "request", "http", "path")).Value);
+        Assert.Equal("/app/dags?access_token=%5BREDACTED%5D&limit=5&password=%5BREDACTED%5D",
+            ((RegoString)At(input, "attributes", "request", "http", "headers", ":path")).Value);
     }
 
     public static TheoryData<string, string, string, bool> SecretBodies() => new()
