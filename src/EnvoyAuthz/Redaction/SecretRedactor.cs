@@ -17,8 +17,10 @@ namespace EnvoyAuthz.Redaction;
 /// <item><b>Headers</b>, by case-insensitive name: <c>authorization</c>, <c>proxy-authorization</c>,
 /// <c>cookie</c>, <c>x-api-key</c>, <c>x-airflow-password</c>, the configured token header, and any
 /// name that is a sensitive key (<see cref="SensitiveKeys"/>, with <c>-</c> read as <c>_</c>:
-/// <c>x-auth-token</c>, <c>x-vault-token</c>, …). Userinfo in <c>host</c>/<c>:authority</c> and in any
-/// URL inside a header value is masked; so are sensitive query parameters of <c>:path</c>.</item>
+/// <c>x-auth-token</c>, <c>x-vault-token</c>, …). Userinfo in <c>host</c>/<c>:authority</c>
+/// (and <c>x-forwarded-host</c>) and in any URL inside a header value is masked; so are sensitive
+/// query parameters of header values that are request targets or URLs (<c>:path</c>,
+/// <c>x-envoy-original-path</c>, <c>x-original-uri</c>, <c>x-forwarded-uri</c>, <c>referer</c>, …).</item>
 /// <item><b>Paths and query strings</b> (<c>path</c>, <c>:path</c>, <c>parsed_path</c>,
 /// <c>parsed_query</c>): values of query parameters with sensitive keys (<c>access_token</c>,
 /// <c>password</c>, …); userinfo of an absolute-form target. Path parameters (<c>;jsessionid=…</c>)
@@ -51,6 +53,11 @@ public sealed class SecretRedactor
     private const int MaxParsedRawBody = 4 << 20;
     private const string FormMask = "%5BREDACTED%5D";
     private static readonly RegoString MaskValue = new(Mask);
+    // Headers holding an authority (host[:port]) whose userinfo is masked.
+    private static readonly HashSet<string> AuthorityHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ":authority", "host", "x-forwarded-host", "x-original-host",
+    };
 
     private readonly SensitiveKeys _sensitive;
     private readonly HashSet<string> _secretHeaders;
@@ -85,12 +92,13 @@ public sealed class SecretRedactor
             return Mask;
         }
         string redacted;
-        if (name.Equals(":authority", StringComparison.OrdinalIgnoreCase) || name.Equals("host", StringComparison.OrdinalIgnoreCase))
+        if (AuthorityHeaders.Contains(name))
         {
             redacted = Authority(value);
         }
-        else if (name.Equals(":path", StringComparison.OrdinalIgnoreCase))
+        else if (value.StartsWith('/') || LooksLikeUrl(value))
         {
+            // :path, x-envoy-original-path, nginx's X-Original-URI, Traefik's X-Forwarded-Uri, Referer, …
             redacted = PathAndQuery(value);
         }
         else
@@ -98,6 +106,24 @@ public sealed class SecretRedactor
             redacted = MaskUserInfo(value);
         }
         return ReferenceEquals(redacted, value) ? null : redacted;
+    }
+
+    // scheme "://" at the start (RFC 3986 scheme characters).
+    private static bool LooksLikeUrl(string value)
+    {
+        var sep = value.IndexOf("://", StringComparison.Ordinal);
+        if (sep <= 0 || !char.IsAsciiLetter(value[0]))
+        {
+            return false;
+        }
+        foreach (var c in value.AsSpan(0, sep))
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '+' or '-' or '.'))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>An authority (<c>host[:port]</c>) with any userinfo masked: <c>u:pw@h</c> → <c>[REDACTED]@h</c>.</summary>

@@ -45,6 +45,12 @@ public sealed class SecretRedactorTests
     [InlineData("Host", "PlantedUser@airflow.example.com:8080", "[REDACTED]@airflow.example.com:8080")]
     [InlineData("referer", "https://u:PlantedPw@airflow.example.com/home", "https://[REDACTED]@airflow.example.com/home")]
     [InlineData(":path", "/api/v2/dags?access_token=PlantedTok&limit=5", "/api/v2/dags?access_token=%5BREDACTED%5D&limit=5")]
+    [InlineData("x-envoy-original-path", "/x?token=PlantedTok", "/x?token=%5BREDACTED%5D")]
+    [InlineData("X-Original-URI", "/x?password=PlantedPw", "/x?password=%5BREDACTED%5D")]
+    [InlineData("X-Forwarded-Uri", "/x?api_key=PlantedKey#f", "/x?api_key=%5BREDACTED%5D#f")]
+    [InlineData("Referer", "https://airflow.example.com/login?next=%2F&token=PlantedTok", "https://airflow.example.com/login?next=%2F&token=%5BREDACTED%5D")]
+    [InlineData("X-Forwarded-Host", "u:PlantedPw@airflow.example.com", "[REDACTED]@airflow.example.com")]
+    [InlineData("x-note", "see https://u:PlantedPw@h/x and more", "see https://[REDACTED]@h/x and more")]
     public void Header_WithEmbeddedSecret_IsRedactedInside(string name, string value, string expected) =>
         Assert.Equal(expected, Redactor.Header(name, value));
 
