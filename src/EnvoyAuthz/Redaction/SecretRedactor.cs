@@ -205,10 +205,18 @@ public sealed class SecretRedactor
                 {
                     replacement = eq < 0 ? null : string.Concat(rawKey, "=", FormMask);
                 }
-                else if (eq >= 0 && CheckRequestParser.TryUnescape(pair[(eq + 1)..].ToString(), plusIsSpace: true, out var value) &&
-                         RedactString(value, 0) is var redacted && !ReferenceEquals(redacted, value))
+                else if (eq >= 0)
                 {
-                    replacement = string.Concat(rawKey, "=", Uri.EscapeDataString(redacted));
+                    var raw = pair[(eq + 1)..].ToString();
+                    if (CheckRequestParser.TryUnescape(raw, plusIsSpace: true, out var value))
+                    {
+                        var redacted = RedactString(value, 0);
+                        replacement = ReferenceEquals(redacted, value) ? null : string.Concat(rawKey, "=", Uri.EscapeDataString(redacted));
+                    }
+                    else if (MaskUserInfo(raw) is var masked && !ReferenceEquals(masked, raw))
+                    {
+                        replacement = string.Concat(rawKey, "=", masked); // a bad escape: redact what can be read
+                    }
                 }
             }
             if (replacement is not null)

@@ -66,6 +66,7 @@ public sealed class SecretRedactorTests
     [InlineData("&&password=PlantedPw&", "&&password=%5BREDACTED%5D&")]
     [InlineData("next=https%3A%2F%2Fu%3APlantedPw%40h%2Fx", "next=https%3A%2F%2F%5BREDACTED%5D%40h%2Fx")]
     [InlineData("conf=%7B%22password%22%3A%22PlantedPw%22%7D", "conf=%7B%22password%22%3A%22%5BREDACTED%5D%22%7D")]
+    [InlineData("next=https://u:PlantedPw@h/%zz", "next=https://[REDACTED]@h/%zz")]
     public void Query_SensitiveValues_Masked_EverythingElseByteForByte(string query, string expected) =>
         Assert.Equal(expected, Redactor.Query(query));
 
