@@ -63,7 +63,7 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
             var m = s.Current!.FindByAuthority(host, port, scheme);
             if (m.Ambiguous)
             {
-                AirflowLog.ConnectionAmbiguous(logger, host);
+                AirflowLog.ConnectionAmbiguous(logger, Pipeline.CheckPipeline.LogSafe(Redaction.SecretRedactor.HostForLog(host))!);
                 return default;
             }
             if (m.Connection is { } c)

@@ -33,7 +33,7 @@ public sealed record AirflowContext(RegoObject? Input, string? ConnectionId)
     /// <summary><c>input.jsonrpc</c>: an array of <c>{method, params, id}</c>, or null when the request is not JSON-RPC.</summary>
     public RegoArray? JsonRpc { get; init; }
 
-    /// <summary>Set when the body may carry secrets (Airflow connections/variables API, JSON-RPC): apply it to <c>parsed_body</c> and <c>attributes.request.http.body</c>.</summary>
+    /// <summary>Set when the body is known to carry Airflow secrets (Airflow's API, JSON-RPC). The policy input redacts every body with the same rules (<see cref="Redaction.SecretRedactor"/>) whether or not this is set.</summary>
     public IngressBodyRedactor? BodyRedactor { get; init; }
 
     /// <summary>A deny decided by the Airflow stage.</summary>

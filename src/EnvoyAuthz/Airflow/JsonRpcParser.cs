@@ -1,4 +1,5 @@
 using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Redaction;
 using EnvoyAuthz.Rego;
 
 namespace EnvoyAuthz.Airflow;
@@ -31,7 +32,9 @@ public readonly record struct JsonRpcResult(JsonRpcStatus Status, RegoArray? Cal
 /// <c>{"method", "params", "id"}</c> with <c>params</c> and <c>id</c> left out when the call has
 /// none (a notification has no <c>id</c>); a response object a client posts back (no
 /// <c>method</c>, a <c>result</c> or <c>error</c>) becomes <c>{"id", "response": true}</c>.
-/// Values under sensitive keys in <c>params</c> are replaced by <c>[REDACTED]</c>.
+/// <c>params</c> are redacted by <see cref="SecretRedactor"/> as every other view of a body is:
+/// values under sensitive keys become <c>[REDACTED]</c>, and JSON held in strings (an <c>extra</c>
+/// given as a JSON string) is redacted inside.
 /// </summary>
 /// <remarks>
 /// A request is JSON-RPC when its path is one of <see cref="AirflowJsonRpcOptions.Paths"/> (then a
@@ -45,7 +48,7 @@ public sealed class JsonRpcParser
     private readonly HashSet<string> _paths;
     private readonly bool _byContent;
     private readonly int _maxBatch;
-    private readonly SensitiveKeys _sensitive;
+    private readonly SecretRedactor _redactor;
 
     /// <summary>Creates the parser.</summary>
     public JsonRpcParser(AirflowJsonRpcOptions options, SensitiveKeys sensitive)
@@ -53,7 +56,7 @@ public sealed class JsonRpcParser
         _paths = new HashSet<string>(options.Paths, StringComparer.Ordinal);
         _byContent = options.DetectByContent;
         _maxBatch = options.MaxBatchSize;
-        _sensitive = sensitive;
+        _redactor = new SecretRedactor(sensitive);
     }
 
     /// <summary>Whether the request's path is a configured JSON-RPC endpoint.</summary>
@@ -167,7 +170,7 @@ public sealed class JsonRpcParser
         }
         if (p is not null)
         {
-            b.Add("params", _sensitive.Redact(p, mask: true));
+            b.Add("params", _redactor.Body(p));
         }
         if (id is not null)
         {

@@ -147,7 +147,7 @@ public sealed class IssuerOptions
     /// <summary>Accepted signing algorithms. Default RS256/384/512, PS256/384/512, ES256/384/512. <c>none</c> is never accepted; HS256/384/512 only with <see cref="HmacSecret"/>.</summary>
     public List<string> Algorithms { get; set; } = [];
 
-    /// <summary>Shared secret for HS* tokens (at least 32 bytes). Default none. Never logged.</summary>
+    /// <summary>Shared secret for HS* tokens, taken as its UTF-8 bytes: at least as long as the hash of every HS algorithm in <see cref="Algorithms"/> (HS256 32 bytes, HS384 48, HS512 64; RFC 7518 §3.2). Default none. Never logged.</summary>
     public string? HmacSecret { get; set; }
 
     /// <summary>Required JOSE <c>typ</c> header (e.g. <c>at+jwt</c>), compared case-insensitively. Default none.</summary>
@@ -231,7 +231,7 @@ public sealed class PolicyOptions
 /// <summary><c>http.send</c> from policies: off unless destinations are listed.</summary>
 public sealed class PolicyHttpSendOptions
 {
-    /// <summary>URL prefixes policies may call, e.g. <c>https://hr.internal/api/</c> (scheme, host, port and path prefix, compared case-insensitively). Default none: <c>http.send</c> is a builtin error.</summary>
+    /// <summary>URL prefixes policies may call: an origin with an optional path, e.g. <c>https://hr.internal/api/</c> (no userinfo, query or fragment). A URL is allowed when its scheme, exact host (case-insensitive), effective port and path prefix on a segment boundary (case-sensitive: <c>/v1</c> allows <c>/v1/x</c>, not <c>/v10</c>) match one. Default none: <c>http.send</c> is a builtin error.</summary>
     public List<string> AllowedUrlPrefixes { get; set; } = [];
 
     /// <summary>Timeout of one call (a policy's own <c>timeout</c> may only shorten it). Default 500 ms; range 10 ms–10 s.</summary>

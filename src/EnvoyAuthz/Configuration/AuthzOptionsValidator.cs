@@ -129,6 +129,18 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
             {
                 e.Add($"{k}:HmacSecret must be at least 32 bytes.");
             }
+            else if (iss.HmacSecret is { Length: > 0 } hmac)
+            {
+                // RFC 7518 §3.2: the key must be at least as long as the hash (the token library enforces it, denying every token).
+                var bytes = System.Text.Encoding.UTF8.GetByteCount(hmac);
+                foreach (var alg in iss.Algorithms.Distinct(StringComparer.Ordinal))
+                {
+                    if (HmacKeyBytes(alg) is { } needed && bytes < needed)
+                    {
+                        e.Add($"{k}:HmacSecret is {bytes} bytes (UTF-8); {alg} in {k}:Algorithms needs at least {needed} (RFC 7518 §3.2): use a longer secret or drop {alg}.");
+                    }
+                }
+            }
             if (iss.ClockSkew is { } skew)
             {
                 Range(e, $"{k}:ClockSkew", skew, TimeSpan.Zero, TimeSpan.FromMinutes(5));
@@ -169,7 +181,12 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         }
         for (var i = 0; i < p.HttpSend.AllowedUrlPrefixes.Count; i++)
         {
-            CheckUrl(e, $"{S}:Policy:HttpSend:AllowedUrlPrefixes:{i}", p.HttpSend.AllowedUrlPrefixes[i], requireHttps: false);
+            var prefix = p.HttpSend.AllowedUrlPrefixes[i] ?? "";
+            if (!Policy.HttpSendAllowList.TryParsePrefix(prefix, out _, out var problem))
+            {
+                e.Add($"{S}:Policy:HttpSend:AllowedUrlPrefixes:{i} '{Policy.HttpSendAllowList.Describe(prefix)}' {problem}: " +
+                      "give an origin with an optional path, e.g. 'https://hr.internal/api/'.");
+            }
         }
         Range(e, $"{S}:Policy:HttpSend:Timeout", p.HttpSend.Timeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(10));
         Range(e, $"{S}:Policy:HttpSend:MaxResponseBytes", p.HttpSend.MaxResponseBytes, 1024, 64 << 20);
@@ -218,6 +235,14 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         }
         return e;
     }
+
+    private static int? HmacKeyBytes(string alg) => alg switch
+    {
+        "HS256" => 32,
+        "HS384" => 48,
+        "HS512" => 64,
+        _ => null,
+    };
 
     private static void Range(List<string> e, string key, int v, int min, int max)
     {

@@ -4,7 +4,8 @@ namespace EnvoyAuthz.Observability;
 
 // The catalogue of log events: one partial class per component, stable EventIds.
 // Level by who is at fault: a caller's bad token is Information, a dependency's failure Warning,
-// our own fault Error. No event takes a token, a password, a cookie or a query string.
+// our own fault Error. No event takes a token, a password, a cookie or a query string; request-derived
+// text passes Redaction.SecretRedactor's *ForLog (no userinfo, no path parameters) and CheckPipeline.LogSafe.
 
 /// <summary>Decision log events (1000–1099).</summary>
 internal static partial class DecisionLog

@@ -159,8 +159,9 @@ public sealed class CheckPipeline(
         metrics.RecordCheck(decision.Allowed, decision.Reason, elapsed.TotalSeconds);
         DecisionLog.Decision(logger, decisionId, decision.Allowed ? "allow" : "deny", decision.Reason.ToWire(),
             decision.Allowed ? 200 : decision.HttpStatus ?? decision.Reason.DefaultHttpStatus(),
-            LogSafe(identity?.Subject), identity?.Issuer, LogSafe(request?.Method) ?? "-", LogSafe(request?.Host) ?? "-",
-            LogSafe(request?.PathOnly) ?? "-", elapsed.TotalMilliseconds);
+            LogSafe(identity?.Subject), identity?.Issuer, LogSafe(Redaction.SecretRedactor.MethodForLog(request?.Method)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.HostForLog(request?.Host)) ?? "-", LogSafe(Redaction.SecretRedactor.PathForLog(request?.PathOnly)) ?? "-",
+            elapsed.TotalMilliseconds);
         return response;
     }
 

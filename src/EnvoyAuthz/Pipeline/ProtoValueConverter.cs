@@ -14,7 +14,7 @@ namespace EnvoyAuthz.Pipeline;
 /// </summary>
 public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? headerFilter = null)
 {
-    /// <summary>Returns the value to expose for a header, or null to expose it unchanged.</summary>
+    /// <summary>Returns the value to expose for a header (name lowercased, whatever case the request used), or null to expose it unchanged.</summary>
     public delegate string? HeaderFilter(string lowercaseName, string value);
 
     private static readonly RegoString Redacted = new("[REDACTED]");
@@ -66,7 +66,8 @@ public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? header
                     var key = e.Key is bool kb ? (kb ? "true" : "false") : System.Convert.ToString(e.Key, System.Globalization.CultureInfo.InvariantCulture)!;
                     if (isHttpRequest && field.Name == "headers" && headerFilter is not null && e.Value is string hv)
                     {
-                        var replaced = headerFilter(key, hv);
+                        // A direct gRPC client may send header names in any letter case.
+                        var replaced = headerFilter(key.ToLowerInvariant(), hv);
                         mb.Add(key, replaced is null ? RegoValue.From(hv) : replaced == "[REDACTED]" ? Redacted : RegoValue.From(replaced));
                         continue;
                     }

@@ -2,6 +2,7 @@ using System.Text;
 using EnvoyAuthz.Configuration;
 using EnvoyAuthz.Identity;
 using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Redaction;
 using EnvoyAuthz.Rego;
 
 namespace EnvoyAuthz.Policy;
@@ -10,21 +11,22 @@ namespace EnvoyAuthz.Policy;
 /// Builds the policy <c>input</c> document as ARCHITECTURE.md specifies, directly as Rego values:
 /// <c>attributes</c> (protojson of <c>CheckRequest.attributes</c>), <c>parsed_path</c>,
 /// <c>parsed_query</c>, <c>parsed_body</c>, <c>truncated_body</c>, <c>version</c>, <c>identity</c>
-/// and <c>airflow</c>. Secret headers (the token header, <c>authorization</c>, <c>cookie</c>, …) are
-/// redacted: a policy sees that they were sent, never their value.
+/// and <c>airflow</c>. Every view of the request goes through one <see cref="SecretRedactor"/>:
+/// secret headers (any letter case, in <c>headers</c> and <c>header_map</c>), userinfo, sensitive
+/// query parameters, and secrets in the raw and parsed body are masked as <c>[REDACTED]</c>; a
+/// policy sees that they were sent, never their value.
 /// </summary>
 public sealed class PolicyInputBuilder
 {
-    /// <summary>Headers whose values never reach policy input.</summary>
-    public static readonly IReadOnlyList<string> AlwaysRedacted =
-        ["authorization", "proxy-authorization", "cookie", "x-api-key", "x-airflow-password"];
+    /// <summary>Headers whose values never reach policy input (see <see cref="SecretRedactor"/> for the rest).</summary>
+    public static IReadOnlyList<string> AlwaysRedacted => SecretRedactor.AlwaysRedactedHeaders;
 
     private static readonly RegoObject Version = new RegoObject.Builder(2)
         .Add("ext_authz", RegoValue.From("v3"))
         .Add("encoding", RegoValue.From("protojson"))
         .Build();
 
-    private readonly HashSet<string> _redacted;
+    private readonly SecretRedactor _redactor;
     private readonly ProtoValueConverter _converter;
     private readonly bool _parseBody;
     private readonly int _maxBody;
@@ -32,30 +34,29 @@ public sealed class PolicyInputBuilder
     /// <summary>Creates the builder.</summary>
     public PolicyInputBuilder(AuthzOptions options)
     {
-        _redacted = new HashSet<string>(AlwaysRedacted, StringComparer.Ordinal) { options.Identity.TokenHeader.ToLowerInvariant() };
-        _converter = new ProtoValueConverter((name, _) => _redacted.Contains(name) ? "[REDACTED]" : null);
+        _redactor = SecretRedactor.For(options);
+        _converter = new ProtoValueConverter(_redactor.Header);
         _parseBody = options.Policy.ParseBody;
         _maxBody = options.Policy.MaxParsedBodyBytes;
     }
 
-    /// <summary>Whether a header's value is kept out of policy input.</summary>
-    public bool IsRedacted(string lowercaseName) => _redacted.Contains(lowercaseName);
+    /// <summary>Whether a header's value is kept out of policy input (any letter case).</summary>
+    public bool IsRedacted(string lowercaseName) => _redactor.IsSecretHeader(lowercaseName);
 
     /// <summary>Builds <c>input</c>. Fails (returns false) only when a JSON body is malformed.</summary>
     public bool TryBuild(AuthzRequest request, CallerIdentity? identity, Airflow.AirflowContext? airflow, out RegoObject input, out string? problem)
     {
         problem = null;
         var b = new RegoObject.Builder(9);
-        var redactor = airflow?.BodyRedactor;
         var attributes = _converter.Convert(request.Check.Attributes);
-        b.Add("attributes", redactor is not null && attributes is RegoObject ao ? redactor.RedactAttributes(ao) : attributes);
-        b.Add("parsed_path", Strings(request.ParsedPath));
+        b.Add("attributes", attributes is RegoObject ao ? _redactor.HttpAttributes(ao, request.Header("content-type")) : attributes);
+        b.Add("parsed_path", Strings(_redactor.ParsedPath(request.ParsedPath)));
         var q = new RegoObject.Builder(request.ParsedQuery.Count);
         foreach (var (k, values) in request.ParsedQuery)
         {
             q.Add(k, Strings(values));
         }
-        b.Add("parsed_query", q.Build());
+        b.Add("parsed_query", _redactor.Body(q.Build()));
         b.Add("truncated_body", RegoValue.From(request.TruncatedBody));
         b.Add("version", Version);
         if (_parseBody && !request.TruncatedBody && request.Body.Length > 0 && request.Body.Length <= _maxBody)
@@ -67,7 +68,7 @@ public sealed class PolicyInputBuilder
             }
             if (parsed is not null)
             {
-                b.Add("parsed_body", redactor is not null ? redactor.Redact(parsed) : parsed);
+                b.Add("parsed_body", _redactor.Body(parsed));
             }
         }
         if (identity is not null)

@@ -7,7 +7,8 @@ namespace EnvoyAuthz.Policy;
 
 /// <summary>
 /// What the service lets policies reach, when configured (off by default): <c>http.send</c> to URLs
-/// under <see cref="PolicyHttpSendOptions.AllowedUrlPrefixes"/> only (no redirects, a timeout, a
+/// under <see cref="PolicyHttpSendOptions.AllowedUrlPrefixes"/> only, compared as parsed URIs
+/// (<see cref="HttpSendAllowList"/>; no redirects, no <c>Host</c> override, a timeout, a
 /// response-size limit), DNS lookups when <see cref="PolicyOptions.AllowDnsLookups"/> is on, and an
 /// <c>opa.runtime()</c> that names the service but never exposes environment variables.
 /// </summary>
@@ -15,12 +16,14 @@ public sealed class ServiceRegoHost : RegoHost
 {
     private readonly PolicyOptions _options;
     private readonly HttpClient _http;
+    private readonly HttpSendAllowList _allowed;
 
     /// <summary>Creates the host; <paramref name="http"/> must not follow redirects.</summary>
     public ServiceRegoHost(PolicyOptions options, HttpClient http)
     {
         _options = options;
         _http = http;
+        _allowed = new HttpSendAllowList(options.HttpSend.AllowedUrlPrefixes);
     }
 
     /// <summary>Whether any outside access is configured.</summary>
@@ -30,14 +33,9 @@ public sealed class ServiceRegoHost : RegoHost
     public override RegoObject HttpSend(RegoObject request, CancellationToken cancellationToken)
     {
         var url = request["url"] is RegoString u ? u.Value : throw new RegoHostException("url must be a string");
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        if (!_allowed.IsAllowed(url, out var uri, out var refused))
         {
-            throw new RegoHostException("url must be an absolute http(s) URL");
-        }
-        var canonical = uri.GetLeftPart(UriPartial.Path);
-        if (!_options.HttpSend.AllowedUrlPrefixes.Any(p => canonical.StartsWith(p, StringComparison.OrdinalIgnoreCase)))
-        {
-            throw new RegoHostException($"{uri.GetLeftPart(UriPartial.Authority)} is not an allowed destination");
+            throw new RegoHostException(refused!);
         }
         var method = request["method"] is RegoString m ? m.Value.ToUpperInvariant() : "GET";
         using var message = new HttpRequestMessage(new HttpMethod(method), uri);
@@ -53,6 +51,11 @@ public sealed class ServiceRegoHost : RegoHost
         {
             foreach (var (k, v) in headers.Pairs)
             {
+                if (k is RegoString { Value: var hn } && hn.Trim().Equals("host", StringComparison.OrdinalIgnoreCase))
+                {
+                    // The Host header would steer the call to another virtual host than the allowed one.
+                    throw new RegoHostException("the host header cannot be set");
+                }
                 if (k is RegoString name && v is RegoString value && !message.Headers.TryAddWithoutValidation(name.Value, value.Value))
                 {
                     message.Content?.Headers.TryAddWithoutValidation(name.Value, value.Value);

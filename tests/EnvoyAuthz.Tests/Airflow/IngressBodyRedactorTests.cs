@@ -35,10 +35,12 @@ public sealed class IngressBodyRedactorTests
     public void RawBodyAndAttributes_Redacted()
     {
         Assert.Equal(SensitiveKeys.Mask, Redactor.RedactRaw("password=PlantedForm"));
-        var attrs = RegoJson.Parse("""{"request":{"http":{"method":"POST","body":"{\"password\":\"PlantedRaw\"}","rawBody":"cGxhbnRlZA=="}},"source":{}}""");
+        Assert.Equal("password=%5BREDACTED%5D", Redactor.RedactRaw("password=PlantedForm", "application/x-www-form-urlencoded"));
+        var raw = Convert.ToBase64String("{\"password\":\"PlantedBytes\"}"u8.ToArray());
+        var attrs = RegoJson.Parse($$$"""{"request":{"http":{"method":"POST","body":"{\"password\":\"PlantedRaw\"}","rawBody":"{{{raw}}}"}},"source":{}}""");
         var json = RegoJson.Serialize(Redactor.RedactAttributes((RegoObject)attrs));
         Assert.DoesNotContain("PlantedRaw", json);
-        Assert.DoesNotContain("cGxhbnRlZA==", json);
+        Assert.DoesNotContain(raw, json);
         Assert.Contains("\"method\":\"POST\"", json);
     }
 }

@@ -37,6 +37,21 @@ public sealed class JsonRpcParserTests
     }
 
     [Theory]
+    [InlineData("""{"jsonrpc":"2.0","method":"create_connection","params":{"conn_id":"x","extra":"{\"token\": \"PlantedExtraTok\", \"timeout\": 5}"},"id":1}""")]
+    [InlineData("""{"jsonrpc":"2.0","method":"create_connection","params":{"conn_id":"x","extra":"not json PlantedExtraTok"},"id":1}""")]
+    [InlineData("""{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"body":"{\"connection\":{\"password\":\"PlantedExtraTok\"}}"}},"id":1}""")]
+    [InlineData("""[{"jsonrpc":"2.0","method":"a","params":["{\"api_key\":\"PlantedExtraTok\"}"]}]""")]
+    [InlineData("""{"jsonrpc":"2.0","method":"a","params":{"uri":"postgres://u:PlantedExtraTok@db/x"}}""")]
+    public void SecretsInJsonStringsOfParams_AreMasked(string body)
+    {
+        var r = Parse("/mcp", body);
+        Assert.Equal(JsonRpcStatus.Calls, r.Status);
+        var json = RegoJson.Serialize(r.Calls!);
+        Assert.DoesNotContain("PlantedExtraTok", json);
+        Assert.Contains("[REDACTED]", json);
+    }
+
+    [Theory]
     [InlineData("""{"method":"a","id":1}""")]
     [InlineData("""{"jsonrpc":"1.0","method":"a","id":1}""")]
     [InlineData("""{"jsonrpc":"2.0","id":1}""")]

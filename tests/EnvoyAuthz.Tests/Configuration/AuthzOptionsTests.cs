@@ -32,6 +32,50 @@ public class AuthzOptionsTests
         Assert.True(errors.Count >= 9);
     }
 
+    [Theory]
+    [InlineData("HS256", 32, true)]
+    [InlineData("HS384", 47, false)]
+    [InlineData("HS384", 48, true)]
+    [InlineData("HS512", 32, false)]
+    [InlineData("HS512", 48, false)]
+    [InlineData("HS512", 63, false)]
+    [InlineData("HS512", 64, true)]
+    public void Validate_HmacSecretShorterThanTheHash_IsRejectedNamingTheKey(string alg, int bytes, bool valid)
+    {
+        // RFC 7518 §3.2: an HMAC key is at least as long as the hash; the token library denies every token otherwise.
+        var secret = string.Concat(Enumerable.Range(0, bytes).Select(i => (char)('A' + i % 26)));
+        var o = new AuthzOptions();
+        o.Identity.Issuers.Add(new IssuerOptions
+        {
+            Name = "shared", Issuer = "https://idp.example.com", Audiences = ["a"], JwksUrl = "https://idp.example.com/jwks",
+            Algorithms = ["RS256", alg], HmacSecret = secret,
+        });
+        var errors = AuthzOptionsValidator.Collect(o);
+        if (valid)
+        {
+            Assert.Empty(errors);
+            return;
+        }
+        var error = Assert.Single(errors);
+        Assert.Contains("Identity:Issuers:0:HmacSecret", error);
+        Assert.Contains(alg, error);
+        Assert.DoesNotContain(secret, error);
+    }
+
+    [Fact]
+    public void Validate_HmacSecretInUtf8Bytes_MultiByteCharactersCount()
+    {
+        var o = new AuthzOptions();
+        o.Identity.Issuers.Add(new IssuerOptions
+        {
+            Name = "shared", Issuer = "https://idp.example.com", Audiences = ["a"], Algorithms = ["HS512"],
+            HmacSecret = new string('é', 32), // 32 characters, 64 UTF-8 bytes
+        });
+        Assert.Empty(AuthzOptionsValidator.Collect(o));
+        o.Identity.Issuers[0].HmacSecret = new string('é', 31) + "e"; // 63 bytes
+        Assert.Contains(AuthzOptionsValidator.Collect(o), e => e.Contains("Issuers:0:HmacSecret is 63 bytes") && e.Contains("HS512"));
+    }
+
     [Fact]
     public void LoadConfiguration_YamlFile_BindsNestedListsAndEnvironmentOverrides()
     {

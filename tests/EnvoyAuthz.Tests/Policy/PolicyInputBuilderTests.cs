@@ -92,4 +92,112 @@ public class PolicyInputBuilderTests
         Assert.DoesNotContain("dXNlcjpwYXNz", json);
         Assert.Equal(RegoValue.From("[REDACTED]"), At(input, "attributes", "request", "http", "headers", "authorization"));
     }
+
+    public static TheoryData<string, bool> SecretHeaderNames() => new()
+    {
+        { "Authorization", false }, { "AUTHORIZATION", false }, { "Cookie", false }, { "X-Api-Key", false },
+        { "Proxy-Authorization", false }, { "X-Custom-Token", false }, { "X-Airflow-Password", false }, { "X-Auth-Token", false },
+        { "Authorization", true }, { "COOKIE", true }, { "X-Api-Key", true }, { "Proxy-Authorization", true }, { "X-Custom-Token", true },
+    };
+
+    [Theory]
+    [MemberData(nameof(SecretHeaderNames))]
+    public void Build_SecretHeaderInAnyCase_HeadersAndHeaderMap_NeverReachInput(string name, bool headerMap)
+    {
+        const string secret = "PlantedHeaderSecret-0123456789";
+        var options = new AuthzOptions();
+        options.Identity.TokenHeader = "x-custom-token";
+        var check = Requests.Http();
+        var http = check.Attributes.Request.Http;
+        if (headerMap)
+        {
+            // A direct gRPC client, or Envoy with encode_raw_headers: header_map, value and raw_value.
+            http.Headers.Clear();
+            http.HeaderMap = new Envoy.Config.Core.V3.HeaderMap();
+            http.HeaderMap.Headers.Add(new Envoy.Config.Core.V3.HeaderValue { Key = ":path", Value = "/" });
+            http.HeaderMap.Headers.Add(new Envoy.Config.Core.V3.HeaderValue { Key = name, RawValue = Google.Protobuf.ByteString.CopyFromUtf8(secret) });
+            http.HeaderMap.Headers.Add(new Envoy.Config.Core.V3.HeaderValue { Key = name.ToUpperInvariant(), Value = secret + "-2" });
+        }
+        else
+        {
+            http.Headers[name] = secret;
+        }
+        var json = Build(check, options).ToJson();
+        Assert.DoesNotContain(secret, json);
+        Assert.DoesNotContain(Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(secret)), json);
+        Assert.Contains("[REDACTED]", json);
+    }
+
+    [Fact]
+    public void Build_UserInfoInHostAndAuthority_NeverReachesInput()
+    {
+        var check = Requests.Http(host: "admin:PlantedHostPw@airflow.example.com", headers: new Dictionary<string, string>
+        {
+            ["referer"] = "https://u:PlantedRefererPw@airflow.example.com/home",
+        });
+        var input = Build(check);
+        var json = input.ToJson();
+        Assert.DoesNotContain("Planted", json);
+        Assert.Equal("[REDACTED]@airflow.example.com", ((RegoString)At(input, "attributes", "request", "http", "host")).Value);
+        Assert.Equal("[REDACTED]@airflow.example.com", ((RegoString)At(input, "attributes", "request", "http", "headers", ":authority")).Value);
+    }
+
+    [Fact]
+    public void Build_TokensInQuery_NeverReachInput()
+    {
+        var input = Build(Requests.Http(path: "/app/dags?access_token=PlantedQueryTok&limit=5&password=PlantedQueryPw"));
+        var json = input.ToJson();
+        Assert.DoesNotContain("Planted", json);
+        Assert.Equal(RegoJson.Parse("""{"access_token":["[REDACTED]"],"limit":["5"],"password":["[REDACTED]"]}"""), At(input, "parsed_query"));
+        Assert.Equal(RegoJson.Parse("""["app","dags"]"""), At(input, "parsed_path"));
+        Assert.Equal("/app/dags?access_token=%5BREDACTED%5D&limit=5&password=%5BREDACTED%5D",
+            ((RegoString)At(input, "attributes", "request", "http", "path")).Value);
+        Assert.Equal("/app/dags?access_token=%5BREDACTED%5D&limit=5&password=%5BREDACTED%5D",
+            ((RegoString)At(input, "attributes", "request", "http", "headers", ":path")).Value);
+    }
+
+    public static TheoryData<string, string, string, bool> SecretBodies() => new()
+    {
+        // Airflow 3: POST /auth/token (JSON), as body and as raw_body bytes.
+        { "/auth/token", "application/json", """{"username":"admin","password":"PlantedAirflow3Pw"}""", false },
+        { "/auth/token", "application/json", """{"username":"admin","password":"PlantedAirflow3Pw"}""", true },
+        // Airflow 2: the login form (FAB) and the connection form of the UI.
+        { "/login/", "application/x-www-form-urlencoded", "username=admin&password=PlantedAirflow2Pw&csrf_token=PlantedCsrfToken", false },
+        { "/connection/add", "application/x-www-form-urlencoded", "conn_id=c&password=PlantedConnPw&extra=%7B%22token%22%3A%22PlantedExtraTok%22%7D", true },
+        // Any JSON body, not only Airflow's API: an OAuth client, an egress call.
+        { "/oauth/token", "application/json", """{"grant_type":"client_credentials","client_secret":"PlantedClientSecret"}""", false },
+        { "/v1/things", "application/json", """{"config":"{\"api_key\": \"PlantedNestedKey\"}","extra":"PlantedNotJsonExtra"}""", false },
+        // A truncated JSON body cannot be parsed: replaced whole when it mentions a secret.
+        { "/auth/token", "application/json", """{"username":"admin","password":"PlantedTruncated""", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(SecretBodies))]
+    public void Build_SecretsInBodies_NeverReachParsedOrRawBody(string path, string contentType, string body, bool asBytes)
+    {
+        var check = Requests.Http("POST", path, headers: new Dictionary<string, string> { ["content-type"] = contentType }, body: body);
+        if (asBytes)
+        {
+            check.Attributes.Request.Http.Body = "";
+            check.Attributes.Request.Http.RawBody = Google.Protobuf.ByteString.CopyFromUtf8(body);
+        }
+        if (body.EndsWith("PlantedTruncated", StringComparison.Ordinal))
+        {
+            check.Attributes.Request.Http.Headers["x-envoy-auth-partial-body"] = "true";
+        }
+        var input = Build(check);
+        var json = input.ToJson();
+        Assert.DoesNotContain("Planted", json);
+        var bytesBase64 = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(body));
+        Assert.DoesNotContain(bytesBase64[..Math.Min(bytesBase64.Length, 40)], json);
+        Assert.Contains("[REDACTED]", json);
+    }
+
+    [Fact]
+    public void Build_BodyWithoutSecrets_RawBodyByteForByte()
+    {
+        const string body = """{ "conf" : {"k":1},"note":"hi" }""";
+        var input = Build(Requests.Http("POST", "/api/v1/dags/etl/dagRuns", headers: new Dictionary<string, string> { ["content-type"] = "application/json" }, body: body));
+        Assert.Equal(body, ((RegoString)At(input, "attributes", "request", "http", "body")).Value);
+    }
 }

@@ -25,6 +25,7 @@ public sealed class RegoHostAccessTests : IAsyncLifetime
             app.MapGet("/hr/employees/{id}", (string id) => Results.Json(new { allowed = id == "alice" }));
             app.MapGet("/hr/redirect", () => Results.Redirect("http://169.254.169.254/latest/meta-data"));
             app.MapGet("/secrets/keys", () => Results.Json(new { allowed = true }));
+            app.MapGet("/hr-admin/keys", () => Results.Json(new { allowed = true }));
         });
         File.WriteAllText(Path.Combine(_dir, "p.rego"), """
             package envoy.authz
@@ -35,6 +36,7 @@ public sealed class RegoHostAccessTests : IAsyncLifetime
                 resp.body.allowed == true
             }
             soft := http.send({"method": "GET", "url": input.url, "raise_error": false})
+            with_host := http.send({"method": "GET", "url": input.url, "headers": {"Host": "other.example"}, "raise_error": false})
             runtime := opa.runtime()
             """);
     }
@@ -99,6 +101,42 @@ public sealed class RegoHostAccessTests : IAsyncLifetime
         Assert.Contains("not an allowed destination", soft["error"]!.ToJson());
         var redirected = Assert.IsType<RegoObject>(Eval(engine, "soft", _base + "/hr/redirect").Value);
         Assert.Equal(RegoValue.From(302L), redirected["status_code"]);
+    }
+
+    public static TheoryData<string, string> HostileSpellings() => new()
+    {
+        // A prefix without a trailing slash ends on a segment boundary: "/hr" is not "/hr-admin".
+        { "{base}/hr", "{base}/hr-admin/keys" },
+        // Userinfo that spells the allowed origin, then the real host.
+        { "{base}", "http://127.0.0.1:{port}@localhost:{port}/secrets/keys" },
+        // A port that starts with the allowed port's digits.
+        { "http://127.0.0.1:{port/10}", "{base}/secrets/keys" },
+        // Escaped dot segments that the server decodes.
+        { "{base}/hr/", "{base}/hr/%2e%2e/secrets/keys" },
+        { "{base}/hr/", "{base}/hr/..%2fsecrets/keys" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileSpellings))]
+    public void HostileSpellingOfAnAllowedPrefix_IsRefused_AgainstARealServer(string prefixTemplate, string urlTemplate)
+    {
+        var port = new Uri(_base).Port;
+        string Fill(string t) => t.Replace("{base}", _base).Replace("{port/10}", (port / 10).ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .Replace("{port}", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var engine = Engine(Fill(prefixTemplate));
+        var url = Fill(urlTemplate);
+        Assert.False(Eval(engine, "allow", url).IsDefined);
+        var soft = Assert.IsType<RegoObject>(Eval(engine, "soft", url).Value);
+        Assert.True(soft.TryGetValue("error", out _), $"{url} was requested: {soft.ToJson()}");
+    }
+
+    [Fact]
+    public void HostHeaderOverride_IsRefused()
+    {
+        var engine = Engine(_base + "/hr/");
+        var sent = Assert.IsType<RegoObject>(Eval(engine, "with_host", _base + "/hr/employees/alice").Value);
+        Assert.True(sent.TryGetValue("error", out var error), sent.ToJson());
+        Assert.Contains("host header", error.ToJson());
     }
 
     [Fact]
