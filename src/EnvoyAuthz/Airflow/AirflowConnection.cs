@@ -10,7 +10,11 @@ public sealed record AirflowConnection
 {
     /// <summary>The connection id (<c>conn_id</c>).</summary>
     public required string ConnId { get; init; }
-    /// <summary><c>conn_type</c>, normalised as Airflow does (<c>postgresql</c> → <c>postgres</c>, <c>-</c> → <c>_</c>).</summary>
+    /// <summary>
+    /// <c>conn_type</c> as Airflow has it: from a URI lowercased (the scheme) and normalised
+    /// (<c>postgresql</c> → <c>postgres</c>, <c>-</c> → <c>_</c>), from a JSON value normalised,
+    /// from a file's or the API's fields as given.
+    /// </summary>
     public string? ConnType { get; init; }
     /// <summary>Host; may carry a scheme (<c>https://api.example.com</c>) as Airflow's double-scheme URIs produce.</summary>
     public string? Host { get; init; }
