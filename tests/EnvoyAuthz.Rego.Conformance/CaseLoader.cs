@@ -35,8 +35,11 @@ public static class CaseLoader
         return result;
     }
 
-    /// <summary>Loads every case under v1/ and v1-supplement/.</summary>
-    public static List<ConformanceCase> LoadAll(string caseDir)
+    /// <summary>Loads every case under v1/ and v1-supplement/ (a file that cannot be read is reported on stderr and skipped).</summary>
+    public static List<ConformanceCase> LoadAll(string caseDir) => LoadAll(caseDir, []);
+
+    /// <summary>Loads every case under v1/ and v1-supplement/; each file that cannot be read is added to <paramref name="unreadable"/> as <c>path: reason</c>.</summary>
+    public static List<ConformanceCase> LoadAll(string caseDir, List<string> unreadable)
     {
         var cases = new List<ConformanceCase>();
         foreach (var sub in new[] { "v1", "v1-supplement" })
@@ -53,8 +56,17 @@ public static class CaseLoader
                 var topic = relToSub.Contains('/') ? relToSub[..relToSub.IndexOf('/')] : "";
                 RegoValue doc;
                 try { doc = file.EndsWith(".json", StringComparison.Ordinal) ? RegoJson.Parse(File.ReadAllText(file)) : LoadYaml(File.ReadAllText(file)); }
-                catch (Exception ex) { Console.Error.WriteLine($"cannot load {rel}: {ex.Message}"); continue; }
-                if (doc is not RegoObject d || d["cases"] is not RegoArray arr) continue;
+                catch (Exception ex)
+                {
+                    Console.Error.WriteLine($"cannot load {rel}: {ex.Message}");
+                    unreadable.Add($"{rel}: {ex.Message}");
+                    continue;
+                }
+                if (doc is not RegoObject d || d["cases"] is not RegoArray arr)
+                {
+                    unreadable.Add($"{rel}: no \"cases\" list");
+                    continue;
+                }
                 foreach (var c in arr.Elements.OfType<RegoObject>()) cases.Add(ToCase(rel, topic, c));
             }
         }

@@ -120,15 +120,16 @@ public static class CaseRunner
         return r;
     }
 
-    /// <summary>Equality where numbers compare numerically with float64 tolerance (the case files went through float64).</summary>
+    /// <summary>
+    /// Equality as OPA's test harness has it: JSON numbers are equal when their values are
+    /// (<c>1 == 1.0</c>), exactly — no tolerance, so an answer off in its last digit fails.
+    /// </summary>
     public static bool DeepEqual(RegoValue a, RegoValue b)
     {
         switch (a, b)
         {
             case (RegoNumber x, RegoNumber y):
-                if (x.Equals(y)) return true;
-                double dx = x.ToDouble(), dy = y.ToDouble();
-                return dx == dy || Math.Abs(dx - dy) <= 1e-9 * Math.Max(Math.Abs(dx), Math.Abs(dy));
+                return RegoNumber.Compare(x, y) == 0;
             case (RegoArray x, RegoArray y):
                 if (x.Count != y.Count) return false;
                 for (int i = 0; i < x.Count; i++) if (!DeepEqual(x[i], y[i])) return false;

@@ -22,12 +22,16 @@ internal static class Misc
             c.CancellationToken.WaitHandle.WaitOne(ms);
             return RegoNull.Instance;
         }, nondeterministic: true);
-        BuiltinRegistry.Add(r, "rego.parse_module", 2, (_, a) =>
+        // Parses text that may come from the request: the parser is linear-time, nesting and size
+        // are capped as for compiled modules, and the evaluation's deadline and cancellation apply.
+        BuiltinRegistry.Add(r, "rego.parse_module", 2, (c, a) =>
         {
             var file = Arg.Str("rego.parse_module", a, 0);
             var src = Arg.Str("rego.parse_module", a, 1);
+            var limits = new RegoCompileOptions();
+            if (src.Length > limits.MaxModuleBytes) throw BuiltinException.Error("rego.parse_module", $"{file}:0: rego_parse_error: module too large");
             Syntax.Module m;
-            try { m = Syntax.Parser.ParseModule(file, src, 512, new Syntax.Parser.WildcardCounter()); }
+            try { m = Syntax.Parser.ParseModule(file, src, limits.MaxNestingDepth, new Syntax.Parser.WildcardCounter(), c.CancellationToken); }
             catch (Syntax.RegoParseException ex) { throw BuiltinException.Error("rego.parse_module", $"{file}:{ex.Line}: rego_parse_error: {ex.Message}"); }
             return ModuleAst(m);
         });

@@ -47,10 +47,13 @@ internal static class Uuid
         o.Add("version", Arg.N(version)).Add("variant", Arg.S(variant));
         if (version is 1 or 2)
         {
-            long time = ((long)(((b[6] & 0x0f) << 8) | b[7]) << 48) | ((long)((b[4] << 8) | b[5]) << 32);
-            if (version == 1) time |= (uint)((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+            // 100 ns ticks since 1582-10-15 from time_hi, time_mid and time_low, for version 2 as
+            // well (as OPA reads it, although DCE security UUIDs put the local id in time_low);
+            // int64 arithmetic wraps as Go's does.
+            long time = ((long)(((b[6] & 0x0f) << 8) | b[7]) << 48) | ((long)((b[4] << 8) | b[5]) << 32)
+                | (uint)((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
             const long g1582 = 122192928000000000;
-            o.Add("time", Arg.N((time - g1582) * 100));
+            o.Add("time", Arg.N(unchecked((time - g1582) * 100)));
             o.Add("clocksequence", Arg.N(((b[8] << 8) | b[9]) & 0x3fff));
             o.Add("nodeid", Arg.S(string.Join("-", b[10..16].Select(x => x.ToString("x2", CultureInfo.InvariantCulture)))));
             o.Add("macvariables", Arg.S(((b[10] & 2) == 0 ? "global" : "local") + ":" + ((b[10] & 1) == 0 ? "unicast" : "multicast")));

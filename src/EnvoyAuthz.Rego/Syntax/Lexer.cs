@@ -25,6 +25,9 @@ internal sealed class RegoParseException(string message, int line, int col) : Ex
 {
     public int Line { get; } = line;
     public int Col { get; } = col;
+
+    /// <summary>A limit was hit (nesting depth, expression length): no other reading of the text can succeed, so the parser never backtracks over it.</summary>
+    public bool IsLimit { get; init; }
 }
 
 internal static class Lexer

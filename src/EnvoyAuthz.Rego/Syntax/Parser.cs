@@ -2,6 +2,13 @@ using System.Text;
 
 namespace EnvoyAuthz.Rego.Syntax;
 
+/// <summary>
+/// Recursive-descent parser for Rego v1. It runs in time linear in the number of tokens: the one
+/// ambiguity that needs a second reading (<c>[a | b]</c> is a comprehension when <c>b</c> parses
+/// as a body, else an array holding <c>a | b</c>) is settled by re-reading only that body, and
+/// every bracketed term is parsed once and remembered by its position, so nesting never multiplies
+/// the work. Nesting deeper than <c>maxDepth</c> is a parse error (<see cref="RegoParseException.IsLimit"/>).
+/// </summary>
 internal sealed class Parser
 {
     private readonly List<Token> _t;
@@ -9,27 +16,73 @@ internal sealed class Parser
     private readonly string _src;
     private readonly int _maxDepth;
     private readonly WildcardCounter _wild;
+    private readonly CancellationToken _ct;
+    // token index of each opening bracket → index of its closing bracket (-1 when unclosed)
+    private readonly int[] _match;
+    // bracketed terms already parsed, by the token index of their opening bracket
+    private readonly Dictionary<int, Memo> _memo = [];
     private int _p;
     private int _depth;
+    private int _work;
 
     internal sealed class WildcardCounter { public int N; }
 
-    private Parser(string src, List<Token> toks, string file, int maxDepth, WildcardCounter wild)
+    private readonly record struct Memo(Term? Term, int End, int Depth, RegoParseException? Error);
+
+    private Parser(string src, List<Token> toks, string file, int maxDepth, WildcardCounter wild, CancellationToken ct = default)
     {
         _src = src;
         _t = toks;
         _file = file;
         _maxDepth = maxDepth;
         _wild = wild;
+        _ct = ct;
+        _match = MatchBrackets(toks);
     }
 
-    public static Module ParseModule(string file, string src, int maxDepth, WildcardCounter wild)
+    /// <summary>Pairs every opening bracket with the next closing one at its level (any kind closes any kind, as the look-ahead always counted them).</summary>
+    private static int[] MatchBrackets(List<Token> toks)
+    {
+        var match = new int[toks.Count];
+        var open = new Stack<int>();
+        for (int i = 0; i < toks.Count; i++)
+        {
+            match[i] = -1;
+            switch (toks[i].Kind)
+            {
+                case Tok.LBrace or Tok.LBrack or Tok.LParen:
+                    open.Push(i);
+                    break;
+                case Tok.RBrace or Tok.RBrack or Tok.RParen when open.Count > 0:
+                    match[open.Pop()] = i;
+                    break;
+            }
+        }
+        return match;
+    }
+
+    /// <summary>Parses a module; <paramref name="ct"/> (e.g. an evaluation's deadline for <c>rego.parse_module</c>) is observed as the parser advances.</summary>
+    public static Module ParseModule(string file, string src, int maxDepth, WildcardCounter wild, CancellationToken ct = default)
     {
         var comments = new List<(int Line, string Text)>();
-        var p = new Parser(src, Lexer.Lex(src, 0, 0, comments), file, maxDepth, wild);
+        var p = new Parser(src, Lexer.Lex(src, 0, 0, comments), file, maxDepth, wild, ct);
         var m = p.Module();
         if (comments.Count > 0) Annotations.Attach(m, comments, p._t);
         return m;
+    }
+
+    /// <summary>Parses a module and reports how many primary terms the parser read (a measure of its work, for tests: linear in the tokens).</summary>
+    internal static Module ParseModule(string file, string src, int maxDepth, out int termsRead)
+    {
+        var p = new Parser(src, Lexer.Lex(src), file, maxDepth, new WildcardCounter());
+        try
+        {
+            return p.Module();
+        }
+        finally
+        {
+            termsRead = p._work;
+        }
     }
 
     public static Body ParseQuery(string src, int maxDepth, WildcardCounter wild)
@@ -73,8 +126,16 @@ internal sealed class Parser
 
     private void Enter()
     {
-        if (++_depth > _maxDepth) throw Err("nesting too deep");
+        if (++_depth > _maxDepth) throw Limit($"nesting too deep (more than {_maxDepth} levels)", Cur.Line, Cur.Col);
         System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+    }
+
+    private static RegoParseException Limit(string msg, int line, int col) => new(msg, line, col) { IsLimit = true };
+
+    /// <summary>Counts parsing work; every 1024 terms the caller's token is checked (<see cref="OperationCanceledException"/>).</summary>
+    private void Work()
+    {
+        if ((++_work & 1023) == 0) _ct.ThrowIfCancellationRequested();
     }
 
     // ---------------- module ----------------
@@ -232,26 +293,23 @@ internal sealed class Parser
     /// <summary>After `if`, a `{` opens a body unless it is an object/set literal expression like `{1} == x`.</summary>
     private bool LooksLikeBodyBlock()
     {
-        // find matching brace and see what follows
-        int depth = 0;
-        int i = _p;
-        bool firstStatement = true;
-        for (; i < _t.Count; i++)
+        // Look at the first statement's top-level tokens only (nested brackets are skipped by
+        // their precomputed partner), then at the token after the matching brace.
+        int close = _match[_p];
+        if (close < 0) return true;
+        for (int i = _p + 1; i < close; i++)
         {
             var k = _t[i].Kind;
-            if (depth == 1 && i > _p + 1 && (_t[i].NewlineBefore || k is Tok.Semi or Tok.Assign or Tok.Unify)) firstStatement = false;
-            if (depth == 1 && firstStatement && (k == Tok.Colon || k == Tok.Pipe)) return false; // object or comprehension
-            if (k == Tok.LBrace || k == Tok.LBrack || k == Tok.LParen) depth++;
-            else if (k == Tok.RBrace || k == Tok.RBrack || k == Tok.RParen)
+            if (i > _p + 1 && (_t[i].NewlineBefore || k is Tok.Semi or Tok.Assign or Tok.Unify)) break;
+            if (k == Tok.Colon || k == Tok.Pipe) return false; // object or comprehension
+            if (k is Tok.LBrace or Tok.LBrack or Tok.LParen)
             {
-                depth--;
-                if (depth == 0) break;
+                if (_match[i] < 0) return true;
+                i = _match[i];
             }
-            else if (k == Tok.EOF) return true;
         }
-        if (i + 1 >= _t.Count) return true;
-        var next = _t[i + 1];
-        if (next.NewlineBefore || next.Kind == Tok.EOF) return true;
+        var next = _t[close + 1 < _t.Count ? close + 1 : close];
+        if (close + 1 >= _t.Count || next.NewlineBefore || next.Kind == Tok.EOF) return true;
         return next.Kind switch
         {
             Tok.Eq or Tok.Neq or Tok.Lt or Tok.Lte or Tok.Gt or Tok.Gte or Tok.Unify or Tok.Plus or Tok.Minus or Tok.Star or Tok.Slash or Tok.Amp or Tok.Pipe or Tok.LBrack or Tok.Dot => false,
@@ -410,13 +468,15 @@ internal sealed class Parser
 
     private Term Call(string name, Term a, Term b, Loc loc)
     {
-        if (++_chain > _maxDepth * 8) throw new RegoParseException("expression too deeply nested", loc.Line, loc.Col);
+        if (++_chain > _maxDepth * 8) throw Limit("expression too deeply nested", loc.Line, loc.Col);
         return new CallTerm(new VarTerm(name), [a, b]) { Loc = loc };
     }
 
-    internal Term TermIn()
+    internal Term TermIn() => ContinueIn(TermRelation());
+
+    /// <summary>Continues <c>left (in relation)*</c> from an operand already parsed at the relation level.</summary>
+    private Term ContinueIn(Term left)
     {
-        var left = TermRelation();
         while (IsIdent("in") && !Cur.NewlineBefore)
         {
             var loc = L(Cur);
@@ -427,24 +487,37 @@ internal sealed class Parser
         return left;
     }
 
+    /// <summary>Finishes a term whose first operand was parsed at the <c>&amp;</c> level (as a comprehension head is): the same term <see cref="TermIn"/> would have read.</summary>
+    private Term ContinueFromAnd(Term andOperand) =>
+        ContinueIn(Continue(Continue(andOperand, TermAnd, OrOp), TermOr, RelationOp));
+
     // Left-associative binary levels, loosest first; an operator must stay on the operand's line.
-    private Term TermRelation() => BinaryLevel(TermOr, static k => k switch
+    private static string? RelationOp(Tok k) => k switch
     {
         Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
-    });
+    };
 
-    private Term TermOr() => BinaryLevel(TermAnd, static k => k == Tok.Pipe ? "or" : null);
+    private static string? OrOp(Tok k) => k == Tok.Pipe ? "or" : null;
 
-    private Term TermAnd() => BinaryLevel(TermArith, static k => k == Tok.Amp ? "and" : null);
+    private static string? AndOp(Tok k) => k == Tok.Amp ? "and" : null;
 
-    private Term TermArith() => BinaryLevel(TermFactor, static k => k switch { Tok.Plus => "plus", Tok.Minus => "minus", _ => null });
+    private static string? ArithOp(Tok k) => k switch { Tok.Plus => "plus", Tok.Minus => "minus", _ => null };
 
-    private Term TermFactor() => BinaryLevel(TermUnary, static k => k switch { Tok.Star => "mul", Tok.Slash => "div", Tok.Percent => "rem", _ => null });
+    private static string? FactorOp(Tok k) => k switch { Tok.Star => "mul", Tok.Slash => "div", Tok.Percent => "rem", _ => null };
 
-    /// <summary>One precedence level: <c>next (op next)*</c>, where <paramref name="op"/> names the builtin of a token, or null.</summary>
-    private Term BinaryLevel(Func<Term> next, Func<Tok, string?> op)
+    private Term TermRelation() => Continue(TermOr(), TermOr, RelationOp);
+
+    private Term TermOr() => Continue(TermAnd(), TermAnd, OrOp);
+
+    private Term TermAnd() => Continue(TermArith(), TermArith, AndOp);
+
+    private Term TermArith() => Continue(TermFactor(), TermFactor, ArithOp);
+
+    private Term TermFactor() => Continue(TermUnary(), TermUnary, FactorOp);
+
+    /// <summary>One precedence level after its first operand: <c>left (op next)*</c>, where <paramref name="op"/> names the builtin of a token, or null.</summary>
+    private Term Continue(Term left, Func<Term> next, Func<Tok, string?> op)
     {
-        var left = next();
         while (!Cur.NewlineBefore && op(Cur.Kind) is { } name)
         {
             var loc = L(Cur);
@@ -474,6 +547,7 @@ internal sealed class Parser
 
     private Term Primary()
     {
+        Work();
         var tok = Cur;
         var loc = L(tok);
         switch (tok.Kind)
@@ -584,35 +658,77 @@ internal sealed class Parser
         return new RefTerm(t, [key]) { Loc = t.Loc };
     }
 
-    private Term ArrayOrCompr()
+    /// <summary>
+    /// A bracketed term, parsed once: a later reading of the same tokens (after a comprehension
+    /// body turned out not to be one) reuses the result, so nested brackets cost linear time.
+    /// </summary>
+    private Term Bracketed(Func<Term> parse)
     {
-        var open = Cur;
-        var loc = L(open);
+        int start = _p;
+        if (_memo.TryGetValue(start, out var m) && _depth <= m.Depth)
+        {
+            if (m.Error is { } error) throw error;
+            _p = m.End;
+            return m.Term!;
+        }
+        try
+        {
+            var t = parse();
+            _memo[start] = new Memo(t, _p, _depth, null);
+            return t;
+        }
+        catch (RegoParseException ex) when (!ex.IsLimit)
+        {
+            _memo[start] = new Memo(null, 0, _depth, ex);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// At a <c>|</c> after a comprehension head: reads the body up to <paramref name="end"/>. When
+    /// the tokens are no body (e.g. <c>[a | b, c]</c>, an array holding <c>a | b</c>), rewinds to
+    /// the <c>|</c> and returns false; limits are never retried.
+    /// </summary>
+    private bool TryComprehensionBody(Tok end, out Body? body)
+    {
+        int save = _p, depth = _depth, chain = _chain;
+        _p++;
+        try
+        {
+            body = BodyUntil(end);
+            Expect(end);
+            _chain = chain;
+            return true;
+        }
+        catch (RegoParseException ex) when (!ex.IsLimit)
+        {
+            (_p, _depth, _chain) = (save, depth, chain);
+            body = null;
+            return false;
+        }
+    }
+
+    private Term ArrayOrCompr() => Bracketed(ArrayOrComprOnce);
+
+    private Term ArrayOrComprOnce()
+    {
+        var loc = L(Cur);
         _p++;
         Enter();
         try
         {
             if (Cur.Kind == Tok.RBrack) { _p++; return new ArrayTerm([]) { Loc = loc }; }
-            int save = _p;
-            try
+            // A comprehension head binds tighter than `|`; when no body follows, the same operand
+            // continues as the first element.
+            var head = TermAnd();
+            if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrack, out var body))
+                return new ComprehensionTerm(ComprehensionKind.Array, head, null, body!) { Loc = loc };
+            var items = new List<Term> { ContinueFromAnd(head) };
+            while (Cur.Kind == Tok.Comma)
             {
-                var head = TermAnd();
-                if (Cur.Kind == Tok.Pipe)
-                {
-                    _p++;
-                    var body = BodyUntil(Tok.RBrack);
-                    Expect(Tok.RBrack);
-                    return new ComprehensionTerm(ComprehensionKind.Array, head, null, body) { Loc = loc };
-                }
-            }
-            catch (RegoParseException) { }
-            _p = save;
-            var items = new List<Term>();
-            while (Cur.Kind != Tok.RBrack)
-            {
+                _p++;
+                if (Cur.Kind == Tok.RBrack) break;
                 items.Add(TermIn());
-                if (Cur.Kind == Tok.Comma) _p++;
-                else break;
             }
             Expect(Tok.RBrack);
             return new ArrayTerm(items.ToArray()) { Loc = loc };
@@ -620,7 +736,9 @@ internal sealed class Parser
         finally { _depth--; }
     }
 
-    private Term ObjectSetOrCompr()
+    private Term ObjectSetOrCompr() => Bracketed(ObjectSetOrComprOnce);
+
+    private Term ObjectSetOrComprOnce()
     {
         var loc = L(Cur);
         _p++;
@@ -628,59 +746,54 @@ internal sealed class Parser
         try
         {
             if (Cur.Kind == Tok.RBrace) { _p++; return new ObjectTerm([]) { Loc = loc }; }
-            int save = _p;
-            try
-            {
-                var head = TermAnd();
-                if (Cur.Kind == Tok.Pipe)
-                {
-                    _p++;
-                    var body = BodyUntil(Tok.RBrace);
-                    Expect(Tok.RBrace);
-                    return new ComprehensionTerm(ComprehensionKind.Set, head, null, body) { Loc = loc };
-                }
-                if (Cur.Kind == Tok.Colon)
-                {
-                    _p++;
-                    var val = TermAnd();
-                    if (Cur.Kind == Tok.Pipe)
-                    {
-                        _p++;
-                        var body = BodyUntil(Tok.RBrace);
-                        Expect(Tok.RBrace);
-                        return new ComprehensionTerm(ComprehensionKind.Object, head, val, body) { Loc = loc };
-                    }
-                }
-            }
-            catch (RegoParseException) { }
-            _p = save;
-            var first = TermIn();
+            var head = TermAnd();
+            if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var setBody))
+                return new ComprehensionTerm(ComprehensionKind.Set, head, null, setBody!) { Loc = loc };
+            Term first;
+            Term firstValue;
             if (Cur.Kind == Tok.Colon)
             {
+                // `{k: v | body}` or an object whose first key is `k`
                 _p++;
-                var items = new List<(Term, Term)> { (first, TermIn()) };
-                while (Cur.Kind == Tok.Comma)
-                {
-                    _p++;
-                    if (Cur.Kind == Tok.RBrace) break;
-                    var k = TermIn();
-                    Expect(Tok.Colon);
-                    items.Add((k, TermIn()));
-                }
-                Expect(Tok.RBrace);
-                return new ObjectTerm(items.ToArray()) { Loc = loc };
+                var val = TermAnd();
+                if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var objBody))
+                    return new ComprehensionTerm(ComprehensionKind.Object, head, val, objBody!) { Loc = loc };
+                first = head;
+                firstValue = ContinueFromAnd(val);
             }
-            var set = new List<Term> { first };
+            else
+            {
+                first = ContinueFromAnd(head);
+                if (Cur.Kind != Tok.Colon) return SetRest(first, loc);
+                _p++;
+                firstValue = TermIn();
+            }
+            var items = new List<(Term, Term)> { (first, firstValue) };
             while (Cur.Kind == Tok.Comma)
             {
                 _p++;
                 if (Cur.Kind == Tok.RBrace) break;
-                set.Add(TermIn());
+                var k = TermIn();
+                Expect(Tok.Colon);
+                items.Add((k, TermIn()));
             }
             Expect(Tok.RBrace);
-            return new SetTerm(set.ToArray()) { Loc = loc };
+            return new ObjectTerm(items.ToArray()) { Loc = loc };
         }
         finally { _depth--; }
+    }
+
+    private SetTerm SetRest(Term first, Loc loc)
+    {
+        var set = new List<Term> { first };
+        while (Cur.Kind == Tok.Comma)
+        {
+            _p++;
+            if (Cur.Kind == Tok.RBrace) break;
+            set.Add(TermIn());
+        }
+        Expect(Tok.RBrace);
+        return new SetTerm(set.ToArray()) { Loc = loc };
     }
 
     private Term ParseTemplate(Token tok)
@@ -730,8 +843,8 @@ internal sealed class Parser
                 if (depth != 0) throw new RegoParseException("unterminated template expression", tok.Line, tok.Col);
                 var inner = s.Substring(i + 1, j - i - 1);
                 if (sb.Length > 0) { parts.Add(sb.ToString()); sb.Clear(); }
-                var sub = new Parser(inner, Lexer.Lex(inner, tok.Line - 1, 0), _file, _maxDepth, _wild) { _depth = _depth + 1 };
-                if (sub._depth > _maxDepth) throw new RegoParseException("nesting too deep", tok.Line, tok.Col);
+                var sub = new Parser(inner, Lexer.Lex(inner, tok.Line - 1, 0), _file, _maxDepth, _wild, _ct) { _depth = _depth + 1 };
+                if (sub._depth > _maxDepth) throw Limit($"nesting too deep (more than {_maxDepth} levels)", tok.Line, tok.Col);
                 var e = sub.ExprWithMods();
                 if (sub.Cur.Kind != Tok.EOF) throw new RegoParseException("unexpected token in template expression", tok.Line, tok.Col);
                 parts.Add(e);

@@ -10,7 +10,11 @@ public sealed record AirflowConnection
 {
     /// <summary>The connection id (<c>conn_id</c>).</summary>
     public required string ConnId { get; init; }
-    /// <summary><c>conn_type</c>, normalised as Airflow does (<c>postgresql</c> → <c>postgres</c>, <c>-</c> → <c>_</c>).</summary>
+    /// <summary>
+    /// <c>conn_type</c> as Airflow has it: from a URI lowercased (the scheme) and normalised
+    /// (<c>postgresql</c> → <c>postgres</c>, <c>-</c> → <c>_</c>), from a JSON value normalised,
+    /// from a file's or the API's fields as given.
+    /// </summary>
     public string? ConnType { get; init; }
     /// <summary>Host; may carry a scheme (<c>https://api.example.com</c>) as Airflow's double-scheme URIs produce.</summary>
     public string? Host { get; init; }
@@ -109,9 +113,14 @@ public sealed class ConnectionSnapshot
     /// <summary>
     /// The connection whose host/port (and scheme, when its host carries one) match the request
     /// authority. Null when none or when several match equally (ambiguous: the request must name
-    /// its connection by context extension or header).
+    /// its connection by context extension or header). Connections <paramref name="hidden"/>
+    /// says are shadowed (by a source Airflow asks first) take no part.
     /// </summary>
-    public AuthorityMatch FindByAuthority(string host, int port, string scheme)
+    /// <param name="host">Lowercase host; an IPv6 address in canonical form without brackets.</param>
+    /// <param name="port">The request's port (the scheme's default when it named none).</param>
+    /// <param name="scheme">The request's scheme.</param>
+    /// <param name="hidden">Connections to leave out, or null.</param>
+    public AuthorityMatch FindByAuthority(string host, int port, string scheme, Func<AirflowConnection, bool>? hidden = null)
     {
         if (!_byHost.TryGetValue(host, out var list))
         {
@@ -122,7 +131,7 @@ public sealed class ConnectionSnapshot
         var ambiguous = false;
         foreach (var e in list)
         {
-            var score = e.Score(port, scheme);
+            var score = hidden is not null && hidden(e.Connection) ? 0 : e.Score(port, scheme);
             if (score == 0)
             {
                 continue;
@@ -176,14 +185,30 @@ internal sealed record AuthorityEntry(AirflowConnection Connection, string Host,
         if (host.StartsWith('['))
         {
             var close = host.IndexOf(']', StringComparison.Ordinal);
-            if (close > 0)
+            if (close < 0)
             {
-                if (port is null && close + 1 < host.Length && host[close + 1] == ':' && int.TryParse(host.AsSpan(close + 2), out var p6))
-                {
-                    port = p6;
-                }
-                host = host[..(close + 1)];
+                return null;
             }
+            if (port is null && close + 1 < host.Length && host[close + 1] == ':' &&
+                int.TryParse(host.AsSpan(close + 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p6))
+            {
+                port = p6;
+            }
+            host = host[1..close];
+            if (Ipv6(host) is not { } bracketed)
+            {
+                return null;
+            }
+            host = bracketed;
+        }
+        else if (host.Count(ch => ch == ':') > 1)
+        {
+            // An IPv6 address as Airflow's URI parser leaves it (no brackets, so no port in it).
+            if (Ipv6(host) is not { } bare)
+            {
+                return null;
+            }
+            host = bare;
         }
         else
         {
@@ -207,6 +232,17 @@ internal sealed record AuthorityEntry(AirflowConnection Connection, string Host,
         }
         return new AuthorityEntry(c, host.ToLowerInvariant(), port, scheme);
     }
+
+    /// <summary>
+    /// An IPv6 address in canonical text form (lowercase, zeros compressed, no brackets), or null
+    /// when <paramref name="text"/> is not one; a zone id (<c>%eth0</c>) is not accepted (a parser
+    /// would drop or keep it, so it could name another interface's host).
+    /// </summary>
+    public static string? Ipv6(string text) =>
+        !text.Contains('%', StringComparison.Ordinal) && text.Contains(':', StringComparison.Ordinal) &&
+        System.Net.IPAddress.TryParse(text, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? ip.ToString()
+            : null;
 
     /// <summary>0 = no match; higher is more specific (explicit port and scheme agreement).</summary>
     public int Score(int port, string scheme)

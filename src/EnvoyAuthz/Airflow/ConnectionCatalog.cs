@@ -42,9 +42,11 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
     }
 
     /// <summary>
-    /// Looks a connection up by request authority (<c>host[:port]</c>) and scheme; a port-less
-    /// authority gets the scheme's default port (80/443). Several equally good matches in one
-    /// source match nothing (the route must name the connection).
+    /// Looks a connection up by request authority (<c>host[:port]</c>, an IPv6 host in brackets)
+    /// and scheme; a port-less authority gets the scheme's default port (80/443). Several equally
+    /// good matches in one source match nothing (the route must name the connection). A
+    /// connection whose id a source earlier in the lookup order also holds is shadowed — Airflow
+    /// would use that other copy — so its host matches nothing.
     /// </summary>
     public ConnectionLookup FindByAuthority(string authority, string scheme)
     {
@@ -53,14 +55,16 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
             return default;
         }
         var now = time.GetUtcNow();
-        foreach (var s in sources)
+        for (var i = 0; i < sources.Count; i++)
         {
+            var s = sources[i];
             if (!s.IsTrusted(now))
             {
                 AirflowLog.ConnectionsUnavailable(logger, s.Name);
                 return new ConnectionLookup(null, s.Name);
             }
-            var m = s.Current!.FindByAuthority(host, port, scheme);
+            var earlier = i;
+            var m = s.Current!.FindByAuthority(host, port, scheme, c => Shadowed(c.ConnId, earlier));
             if (m.Ambiguous)
             {
                 AirflowLog.ConnectionAmbiguous(logger, Pipeline.CheckPipeline.LogSafe(Redaction.SecretRedactor.HostForLog(host))!);
@@ -74,6 +78,24 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
         return default;
     }
 
+    /// <summary>Whether a source before <paramref name="index"/> (all trusted by then) holds <paramref name="connId"/>, by its own id rules.</summary>
+    private bool Shadowed(string connId, int index)
+    {
+        for (var j = 0; j < index; j++)
+        {
+            if (sources[j].Current?.Find(connId) is not null)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Splits a request authority into a lowercase host (an IPv6 address canonical, without its
+    /// brackets) and a port (the scheme's default when none is given, else -1). False for what is
+    /// no authority: an unclosed or non-IPv6 bracket, an IPv6 address without brackets, a bad port.
+    /// </summary>
     internal static bool TrySplitAuthority(string authority, string scheme, out string host, out int port)
     {
         host = authority.ToLowerInvariant();
@@ -94,10 +116,18 @@ public sealed class ConnectionCatalog(IReadOnlyList<IConnectionSource> sources, 
                 }
                 portText = host[(close + 2)..];
             }
-            host = host[..(close + 1)];
+            if (AuthorityEntry.Ipv6(host[1..close]) is not { } v6)
+            {
+                return false;
+            }
+            host = v6;
         }
         else
         {
+            if (host.Count(c => c == ':') > 1)
+            {
+                return false;
+            }
             var colon = host.LastIndexOf(':');
             if (colon >= 0)
             {

@@ -25,6 +25,19 @@ public static class ConnectionParser
     /// <summary>The query parameter holding the whole extra as JSON.</summary>
     public const string ExtraKey = "__extra__";
 
+    private const string MoreThanTwoSchemes = "more than two '://' in the URI";
+    private const string BadProtocol = "the host's protocol in a double-scheme URI is not valid";
+    private const string UnclosedIpv6 = "an IPv6 host is missing its ']'";
+    private const string TextAfterIpv6 = "unexpected text after an IPv6 host";
+    private const string BadPort = "the port is not a number between 0 and 65535";
+
+    /// <summary>
+    /// Whether Airflow's own URI parsing raises on what <see cref="ParseUri"/> reported as
+    /// <paramref name="problem"/> (more than two <c>://</c>, a bad double-scheme protocol, a bad
+    /// port or IPv6 host). Otherwise Airflow builds a connection without a usable host.
+    /// </summary>
+    public static bool AirflowRefuses(string problem) => problem is MoreThanTwoSchemes or BadProtocol or UnclosedIpv6 or TextAfterIpv6 or BadPort;
+
     /// <summary>Parses the URI form.</summary>
     public static AirflowConnection? ParseUri(string connId, string uri, SensitiveKeys sensitive, out string? problem)
     {
@@ -33,7 +46,7 @@ public static class ConnectionParser
         var schemes = CountOf(uri, "://");
         if (schemes is 0 or > 2)
         {
-            problem = schemes == 0 ? "not a URI (no '://')" : "more than two '://' in the URI";
+            problem = schemes == 0 ? "not a URI (no '://')" : MoreThanTwoSchemes;
             return null;
         }
         var first = uri.IndexOf("://", StringComparison.Ordinal);
@@ -52,7 +65,7 @@ public static class ConnectionParser
             var proto = rest[..second];
             if (proto.Contains('@', StringComparison.Ordinal) || proto.Contains(':', StringComparison.Ordinal) || !IsScheme(proto))
             {
-                problem = "the host's protocol in a double-scheme URI is not valid";
+                problem = BadProtocol;
                 return null;
             }
             protocol = proto.ToLowerInvariant();
@@ -100,7 +113,7 @@ public static class ConnectionParser
             var close = hostPort.IndexOf(']', StringComparison.Ordinal);
             if (close < 0)
             {
-                problem = "an IPv6 host is missing its ']'";
+                problem = UnclosedIpv6;
                 return null;
             }
             hostname = hostPort[1..close];
@@ -111,7 +124,7 @@ public static class ConnectionParser
             }
             else if (after.Length > 0)
             {
-                problem = "unexpected text after an IPv6 host";
+                problem = TextAfterIpv6;
                 return null;
             }
         }
@@ -126,7 +139,7 @@ public static class ConnectionParser
         {
             if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var p) || p > 65535)
             {
-                problem = "the port is not a number between 0 and 65535";
+                problem = BadPort;
                 return null;
             }
             port = p;
@@ -198,9 +211,11 @@ public static class ConnectionParser
     /// <c>host</c>, <c>port</c> (number or numeric string), <c>schema</c>, <c>extra</c> (JSON
     /// string or object). <c>password</c> and unknown fields are ignored; userinfo in <c>host</c> is
     /// dropped, and a <c>schema</c> or <c>description</c> that holds a secret (see
-    /// <see cref="SensitiveKeys.IsSensitiveValue"/>) is left out.
+    /// <see cref="SensitiveKeys.IsSensitiveValue"/>) is left out. <c>conn_type</c> is
+    /// kept as given (as Airflow keeps the fields of a file entry or of its metastore) unless
+    /// <paramref name="normalizeConnType"/> (as Airflow's <c>Connection.from_json</c> does).
     /// </summary>
-    public static AirflowConnection? FromFields(string connId, RegoObject fields, SensitiveKeys sensitive, out string? problem)
+    public static AirflowConnection? FromFields(string connId, RegoObject fields, SensitiveKeys sensitive, out string? problem, bool normalizeConnType = false)
     {
         problem = null;
         if (!TryText(fields, "conn_type", out var connType) || !TryText(fields, "host", out var host) ||
@@ -235,7 +250,7 @@ public static class ConnectionParser
         return new AirflowConnection
         {
             ConnId = connId,
-            ConnType = connType is null ? null : AirflowConnection.Blank(AirflowConnection.NormalizeConnType(connType)),
+            ConnType = connType is null ? null : AirflowConnection.Blank(normalizeConnType ? AirflowConnection.NormalizeConnType(connType) : connType),
             Host = AirflowConnection.Blank(WithoutUserInfo(host)),
             Port = port,
             Schema = AirflowConnection.Blank(Unless(sensitive, schema)),
@@ -266,7 +281,7 @@ public static class ConnectionParser
         return host[..start] + host[(at + 1)..];
     }
 
-    /// <summary>Parses the JSON form of an <c>AIRFLOW_CONN_*</c> value (starts with <c>{</c>).</summary>
+    /// <summary>Parses the JSON form of an <c>AIRFLOW_CONN_*</c> value (starts with <c>{</c>); <c>conn_type</c> is normalised as <c>Connection.from_json</c> does.</summary>
     public static AirflowConnection? ParseJson(string connId, string json, SensitiveKeys sensitive, out string? problem)
     {
         if (!RegoJson.TryParse(json, out var value) || value is not RegoObject o)
@@ -274,7 +289,7 @@ public static class ConnectionParser
             problem = "not a JSON object";
             return null;
         }
-        return FromFields(connId, o, sensitive, out problem);
+        return FromFields(connId, o, sensitive, out problem, normalizeConnType: true);
     }
 
     private static bool TryText(RegoObject o, string key, out string? value)

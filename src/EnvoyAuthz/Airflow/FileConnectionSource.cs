@@ -1,19 +1,15 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.RegularExpressions;
-using EnvoyAuthz.Rego;
 using Microsoft.Extensions.Logging;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace EnvoyAuthz.Airflow;
 
 /// <summary>
-/// Connections from a file in the format <c>airflow connections export</c> writes — JSON or YAML,
-/// <c>{conn_id: {conn_type, description, login, password, host, port, schema, extra}}</c> with
-/// <c>extra</c> a JSON string or an object; a value may also be a connection URI (as Airflow's
-/// local-filesystem secrets backend accepts). Reloaded when a file-system watcher sees a change
+/// Connections from a file as Airflow's local-filesystem secrets backend reads it (see
+/// <see cref="ConnectionFileParser"/>): JSON or YAML as <c>airflow connections export</c> writes
+/// them, <c>{conn_id: {conn_type, description, login, password, host, port, schema, extra}}</c>
+/// or <c>{conn_id: uri}</c>, and its <c>.env</c> format (<c>conn_id=uri</c> lines). Reloaded when a file-system watcher sees a change
 /// in its folder (Kubernetes ConfigMap symlink swaps included) and on a polling interval; a
 /// change is detected by content hash. A broken file keeps the last good copy (logged, counted).
 /// </summary>
@@ -21,7 +17,6 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
 {
     /// <summary>Largest file accepted.</summary>
     public const int MaxFileBytes = 16 * 1024 * 1024;
-    private const int MaxYamlNodes = 1_000_000;
 
     private readonly string _path;
     private readonly TimeSpan _pollInterval;
@@ -209,172 +204,13 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
         _changed.Dispose();
     }
 
-    /// <summary>The format a path's extension implies: <c>json</c>, <c>yaml</c>, or null (try both).</summary>
-    public static string? FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
-    {
-        ".json" => "json",
-        ".yaml" or ".yml" => "yaml",
-        _ => null,
-    };
+    /// <summary>The format a path's extension implies (see <see cref="ConnectionFileParser.FormatOf"/>).</summary>
+    public static string? FormatOf(string path) => ConnectionFileParser.FormatOf(path);
 
-    /// <summary>
-    /// Parses the export format. Null (with a problem that never quotes the content) when the
-    /// document is not a mapping of connection ids; single bad entries are skipped and reported in
-    /// <paramref name="skipped"/>.
-    /// </summary>
+    /// <summary>Parses a connection file (see <see cref="ConnectionFileParser.Parse"/>).</summary>
     public static ConnectionSnapshot? Parse(string text, string? format, SensitiveKeys sensitive, DateTimeOffset now,
-        out string? problem, out List<(string ConnId, string Problem)> skipped)
-    {
-        skipped = [];
-        problem = null;
-        RegoValue? doc;
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            doc = AirflowConnection.EmptyObject;
-        }
-        else if (format == "json" || format is null && text.TrimStart().StartsWith('{'))
-        {
-            if (!RegoJson.TryParse(text, out var parsed))
-            {
-                problem = "the JSON is malformed";
-                return null;
-            }
-            doc = parsed;
-        }
-        else
-        {
-            doc = ParseYaml(text, out problem);
-            if (doc is null)
-            {
-                return null;
-            }
-        }
-        if (doc is RegoNull)
-        {
-            doc = AirflowConnection.EmptyObject;
-        }
-        if (doc is not RegoObject root)
-        {
-            problem = "the document is not a mapping of connection ids";
-            return null;
-        }
-        var list = new List<AirflowConnection>(root.Count);
-        foreach (var (k, v) in root.Pairs)
-        {
-            var id = k is RegoString s ? s.Value : k.ToString();
-            AirflowConnection? conn;
-            string? why;
-            switch (v)
-            {
-                case RegoObject fields:
-                    conn = ConnectionParser.FromFields(id, fields, sensitive, out why);
-                    break;
-                case RegoString uri:
-                    conn = ConnectionParser.ParseUri(id, uri.Value, sensitive, out why);
-                    break;
-                default:
-                    conn = null;
-                    why = "the entry is neither a mapping of fields nor a URI";
-                    break;
-            }
-            if (why is not null)
-            {
-                skipped.Add((id, conn is null ? why : why));
-            }
-            if (conn is not null)
-            {
-                list.Add(conn);
-            }
-        }
-        return new ConnectionSnapshot(list, now);
-    }
-
-    private static RegoValue? ParseYaml(string text, out string? problem)
-    {
-        problem = null;
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(text));
-            if (stream.Documents.Count == 0)
-            {
-                return AirflowConnection.EmptyObject;
-            }
-            if (stream.Documents.Count > 1)
-            {
-                problem = "the YAML holds more than one document";
-                return null;
-            }
-            var budget = MaxYamlNodes;
-            return FromYaml(stream.Documents[0].RootNode, ref budget);
-        }
-        catch (YamlException ex)
-        {
-            problem = $"the YAML is malformed at line {ex.Start.Line}, column {ex.Start.Column}";
-            return null;
-        }
-        catch (InvalidDataException ex)
-        {
-            problem = ex.Message;
-            return null;
-        }
-    }
-
-    private static RegoValue FromYaml(YamlNode node, ref int budget)
-    {
-        if (--budget < 0)
-        {
-            throw new InvalidDataException("the YAML has too many nodes");
-        }
-        switch (node)
-        {
-            case YamlMappingNode map:
-                var b = new RegoObject.Builder(map.Children.Count);
-                foreach (var (k, v) in map.Children)
-                {
-                    b.Add(k is YamlScalarNode ks ? RegoValue.From(ks.Value ?? "") : FromYaml(k, ref budget), FromYaml(v, ref budget));
-                }
-                return b.Build();
-            case YamlSequenceNode seq:
-                var items = new List<RegoValue>(seq.Children.Count);
-                foreach (var c in seq.Children)
-                {
-                    items.Add(FromYaml(c, ref budget));
-                }
-                return RegoArray.From(items);
-            case YamlScalarNode scalar:
-                return Scalar(scalar);
-            default:
-                throw new InvalidDataException("the YAML uses an unsupported node");
-        }
-    }
-
-    /// <summary>YAML 1.2 core schema resolution of plain scalars; quoted scalars are strings.</summary>
-    private static RegoValue Scalar(YamlScalarNode scalar)
-    {
-        var v = scalar.Value ?? "";
-        if (scalar.Style != ScalarStyle.Plain)
-        {
-            return RegoValue.From(v);
-        }
-        switch (v)
-        {
-            case "" or "~" or "null" or "Null" or "NULL":
-                return RegoValue.Null;
-            case "true" or "True" or "TRUE":
-                return RegoValue.True;
-            case "false" or "False" or "FALSE":
-                return RegoValue.False;
-        }
-        if (YamlNumber().IsMatch(v) && RegoNumber.TryParse(v.AsSpan().TrimStart('+'), out var n))
-        {
-            return n;
-        }
-        return RegoValue.From(v);
-    }
-
-    [GeneratedRegex(@"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$", RegexOptions.CultureInvariant)]
-    private static partial Regex YamlNumber();
+        out string? problem, out List<(string ConnId, string Problem)> skipped) =>
+        ConnectionFileParser.Parse(text, format, sensitive, now, out problem, out skipped);
 
     internal static string Describe(TimeSpan t) => t.ToString("g", CultureInfo.InvariantCulture);
 }

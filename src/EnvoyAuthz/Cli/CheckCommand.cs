@@ -16,7 +16,9 @@ namespace EnvoyAuthz.Cli;
 /// <c>envoy-authz check --config FILE --request request.json</c>: runs one CheckRequest (protojson,
 /// as Envoy's API defines it) through the whole pipeline offline — no listener is opened — and
 /// prints the input document the policy saw, the decision, the reason and the headers that would
-/// be sent. Exit code 0 for allow, 1 for deny, 2 for usage or configuration errors.
+/// be sent. The Airflow connection sources <c>serve</c> would use (file, environment, API) are
+/// loaded once first. Exit code 0 for allow, 1 for deny, 2 for usage or configuration errors and
+/// for a connection source that cannot be loaded.
 /// </summary>
 public static class CheckCommand
 {
@@ -65,6 +67,10 @@ public static class CheckCommand
         }
         await using var _ = holder;
         var services = holder.App.Services;
+        if (!await LoadConnectionSourcesAsync(services, options, stderr))
+        {
+            return 2;
+        }
         var pipeline = services.GetRequiredService<CheckPipeline>();
 
         // The input document, built the way the pipeline builds it.
@@ -122,6 +128,59 @@ public static class CheckCommand
         w.Flush();
         await stdout.WriteLineAsync(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
         return allowed ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Loads the Airflow connection sources <c>serve</c> runs (the same registrations): the file
+    /// (as at start: missing or broken fails), the environment, and one refresh of the API. False,
+    /// with a line on stderr per source, when one cannot be loaded; true when Airflow is off.
+    /// </summary>
+    internal static async Task<bool> LoadConnectionSourcesAsync(IServiceProvider services, AuthzOptions options, TextWriter stderr)
+    {
+        if (!options.Airflow.Enabled || services.GetService<ConnectionCatalog>() is not { } catalog)
+        {
+            return true;
+        }
+        var ok = true;
+        foreach (var source in catalog.Sources)
+        {
+            switch (source)
+            {
+                case FileConnectionSource file:
+                    try
+                    {
+                        file.LoadInitial();
+                    }
+                    catch (InvalidOperationException ex)
+                    {
+                        await stderr.WriteLineAsync("envoy-authz check: " + ex.Message);
+                        ok = false;
+                    }
+                    break;
+                case ApiConnectionSource api:
+                    // The refresh bounds each request; this bounds the whole (paged) load as the circuit breaker does.
+                    var apiOptions = options.Airflow.Connections.Api;
+                    using (var cts = new CancellationTokenSource(TimeSpan.FromTicks(apiOptions.RequestTimeout.Ticks * 20)))
+                    {
+                        bool loaded;
+                        try
+                        {
+                            loaded = await api.RefreshAsync(cts.Token);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            loaded = false;
+                        }
+                        if (!loaded)
+                        {
+                            await stderr.WriteLineAsync("envoy-authz check: the Airflow connections could not be loaded from the Airflow API (the warning above says why).");
+                            ok = false;
+                        }
+                    }
+                    break;
+            }
+        }
+        return ok;
     }
 
     private sealed class WebApplicationHolder(Microsoft.AspNetCore.Builder.WebApplication app) : IAsyncDisposable

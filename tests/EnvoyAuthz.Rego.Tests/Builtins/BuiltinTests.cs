@@ -42,6 +42,17 @@ public sealed class BuiltinTests
         Assert.Equal(RegoJson.Parse(json), v);
     }
 
+    [Theory]
+    // version 2 (DCE security): time_low holds the local id (1000) and still counts in `time`, as OPA reads it
+    [InlineData("000003e8-48b9-21ee-b200-325096b39f47", "1693566990121469600")]
+    // version 1 with the same time_mid/time_hi and time_low 0x4a4
+    [InlineData("000004a4-48b9-11ee-b200-325096b39f47", "1693566990121488400")]
+    public void UuidParse_TimeIncludesTimeLow(string uuid, string nanos)
+    {
+        var v = Assert.IsType<RegoObject>(Eval($"uuid.parse(\"{uuid}\")"));
+        Assert.Equal(RegoJson.Parse(nanos), v["time"]);
+    }
+
     [Fact]
     public void JwtHs256_RoundTrips()
     {

@@ -20,6 +20,57 @@ public sealed class HostileInputTests
         Assert.Equal("eval_cancel_error", r.Error?.Code);
     }
 
+    private static RegoObject Src(string src) => new RegoObject.Builder().Add("src", RegoValue.From(src)).Build();
+
+    private const string ParseModulePolicy = "package x\n\np := rego.parse_module(\"in.rego\", input.src)\n";
+
+    [Theory]
+    [InlineData(24)]
+    [InlineData(400)]
+    public void ParseModule_OnRequestData_NestedWithinTheLimit_ReturnsTheModule(int depth)
+    {
+        var p = EvaluatorTests.Compile(ParseModulePolicy);
+        var src = "package y\n\nq := " + new string('[', depth) + "1" + new string(']', depth) + "\n";
+        var r = p.Evaluate("data.x.p", Src(src), new RegoEvalOptions { StrictBuiltinErrors = true });
+        Assert.Null(r.Error);
+        var module = Assert.IsType<RegoObject>(r.Value);
+        var rule = Assert.IsType<RegoObject>(Assert.Single(Assert.IsType<RegoArray>(module["rules"]).Elements));
+        Assert.Equal(RegoValue.From("q"), ((RegoObject)rule["head"]!)["name"]);
+    }
+
+    [Fact]
+    public void ParseModule_OnRequestData_NestedPastTheLimit_IsABuiltinError()
+    {
+        var p = EvaluatorTests.Compile(ParseModulePolicy);
+        var src = "package y\n\nq := " + new string('[', 1000) + "1" + new string(']', 1000) + "\n";
+        var r = p.Evaluate("data.x.p", Src(src), new RegoEvalOptions { StrictBuiltinErrors = true });
+        Assert.Equal("eval_builtin_error", r.Error?.Code);
+        Assert.Contains("in.rego:3: rego_parse_error: nesting too deep", r.Error!.Message, StringComparison.Ordinal);
+        // without strict errors the expression is undefined: a deny, not a crash
+        Assert.False(p.Evaluate("data.x.p", Src(src)).IsDefined);
+    }
+
+    [Fact]
+    public void ParseModule_OnRequestData_ObservesTheEvaluationsCancellation()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var p = EvaluatorTests.Compile(ParseModulePolicy);
+        var src = "package y\n\nq := [" + string.Join(", ", Enumerable.Range(0, 5000)) + "]\n";
+        var r = p.Evaluate("data.x.p", Src(src), new RegoEvalOptions { CancellationToken = cts.Token });
+        Assert.Equal("eval_cancel_error", r.Error?.Code);
+    }
+
+    [Fact]
+    public void ParseModule_OnRequestData_LargerThanAModuleMayBe_IsABuiltinError()
+    {
+        var p = EvaluatorTests.Compile(ParseModulePolicy);
+        var src = "package y\n" + new string(' ', new RegoCompileOptions().MaxModuleBytes);
+        var r = p.Evaluate("data.x.p", Src(src), new RegoEvalOptions { StrictBuiltinErrors = true });
+        Assert.Equal("eval_builtin_error", r.Error?.Code);
+        Assert.Contains("module too large", r.Error!.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void StepLimit_IsEnforced()
     {

@@ -16,8 +16,9 @@ public sealed class ConnectionCatalogTests
     [InlineData("h.example", "https", "h.example", 443)]
     [InlineData("h.example", "http", "h.example", 80)]
     [InlineData("H.Example:8080", "http", "h.example", 8080)]
-    [InlineData("[::1]:9000", "http", "[::1]", 9000)]
-    [InlineData("[::1]", "https", "[::1]", 443)]
+    [InlineData("[::1]:9000", "http", "::1", 9000)]
+    [InlineData("[::1]", "https", "::1", 443)]
+    [InlineData("[2001:DB8:0:0::1]:8443", "https", "2001:db8::1", 8443)]
     [InlineData("h.example", "", "h.example", -1)]
     public void SplitAuthority(string authority, string scheme, string host, int port)
     {
@@ -31,6 +32,10 @@ public sealed class ConnectionCatalogTests
     [InlineData("[::1")]
     [InlineData("[::1]x")]
     [InlineData(":80")]
+    [InlineData("::1")]
+    [InlineData("2001:db8::1:443")]
+    [InlineData("[not-an-address]:80")]
+    [InlineData("[1.2.3.4]:80")]
     public void SplitAuthority_Malformed_MatchesNothing(string authority) =>
         Assert.False(ConnectionCatalog.TrySplitAuthority(authority, "http", out _, out _));
 

@@ -125,8 +125,9 @@ public sealed class FileConnectionSourceTests : IDisposable
     [Fact]
     public void BadEntry_IsSkipped_OthersLoad()
     {
+        // Airflow loads a port that is not a number; this service cannot match it (an entry Airflow refuses, such as 42, refuses the file: ConnectionFileParserTests)
         var file = Path.Combine(_dir, "c.json");
-        File.WriteAllText(file, """{"good": {"conn_type": "http", "host": "h"}, "bad": {"port": "x"}, "worse": 42}""");
+        File.WriteAllText(file, """{"good": {"conn_type": "http", "host": "h"}, "bad": {"port": "x"}, "worse": "no-uri-here"}""");
         using var source = Source(file, null, out var logs);
         source.LoadInitial();
         Assert.Equal(1, source.Current!.Count);

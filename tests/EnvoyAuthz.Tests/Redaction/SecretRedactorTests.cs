@@ -60,7 +60,8 @@ public sealed class SecretRedactorTests
     [InlineData("access_token=PlantedTok", "access_token=%5BREDACTED%5D")]
     [InlineData("a=1&TOKEN=PlantedTok&b=2", "a=1&TOKEN=%5BREDACTED%5D&b=2")]
     [InlineData("%74oken=PlantedTok", "%74oken=%5BREDACTED%5D")]
-    [InlineData("api+key=x&api_key=PlantedKey", "api+key=x&api_key=%5BREDACTED%5D")]
+    [InlineData("api+key=x&api_key=PlantedKey", "api+key=%5BREDACTED%5D&api_key=%5BREDACTED%5D")] // "api key" normalises to the fragment apikey
+    [InlineData("page+size=x&api_key=PlantedKey", "page+size=x&api_key=%5BREDACTED%5D")]
     [InlineData("password=PlantedPw;x=1", "password=%5BREDACTED%5D")]
     [InlineData("token", "token")]
     [InlineData("&&password=PlantedPw&", "&&password=%5BREDACTED%5D&")]
