@@ -11,7 +11,7 @@ IMAGE ?= envoy-authz:dev
 .PHONY: help build run token call test policy-test conformance bench image k8s clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build everything (fetches the pinned Envoy protos on first build)
 	$(DOTNET) build EnvoyAuthz.sln -c $(CONFIG) -warnaserror

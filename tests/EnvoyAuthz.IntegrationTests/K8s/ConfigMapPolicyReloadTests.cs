@@ -66,6 +66,7 @@ internal sealed class KubeletConfigMapVolume
 /// k8s base ships, mounted the kubelet's way; the ConfigMap is updated (symlink swap) and the new
 /// policy is served without a restart, and again when it is swapped back.
 /// </summary>
+[Collection(K8sTools.Collection)]
 public sealed class ConfigMapPolicyReloadTests(OidcProviderFixture idp) : IClassFixture<OidcProviderFixture>
 {
     [Fact]

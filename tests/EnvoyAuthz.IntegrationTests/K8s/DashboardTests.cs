@@ -144,6 +144,7 @@ public sealed class ObservedServiceFixture : IAsyncLifetime
 /// exports (a typo fails), and the JSON is provisionable. The PrometheusRule's expressions are
 /// held to the same metric names.
 /// </summary>
+[Collection(K8sTools.Collection)]
 public sealed class DashboardTests(ObservedServiceFixture service) : IClassFixture<ObservedServiceFixture>
 {
     private static readonly string DashboardPath = RepoPaths.Of("k8s", "base", "dashboards", "envoy-authz.json");

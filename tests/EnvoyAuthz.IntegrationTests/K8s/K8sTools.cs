@@ -14,6 +14,13 @@ namespace EnvoyAuthz.IntegrationTests.K8s;
 /// </summary>
 internal static class K8sTools
 {
+    /// <summary>
+    /// The collection of the k8s/ tests: they run on their own, not beside the rest of the suite —
+    /// they start many processes (kustomize, node, promtool, prometheus), which on a 2-core machine
+    /// would starve other tests' bounded waits.
+    /// </summary>
+    public const string Collection = "k8s";
+
     /// <summary>Every kustomization the repository ships, relative to <c>k8s/</c>.</summary>
     public static readonly string[] Kustomizations = ["base", "overlays/envoy", "overlays/istio", "airflow-egress"];
 
@@ -70,8 +77,13 @@ internal static class K8sTools
         return (p.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>Renders <c>k8s/<paramref name="kustomization"/></c> with kubectl's built-in kustomize (or kustomize).</summary>
-    public static async Task<string> RenderAsync(string kustomization)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<string>>> Rendered = new(StringComparer.Ordinal);
+
+    /// <summary>Renders <c>k8s/<paramref name="kustomization"/></c> with kubectl's built-in kustomize (or kustomize), once per test run.</summary>
+    public static Task<string> RenderAsync(string kustomization) =>
+        Rendered.GetOrAdd(kustomization, k => new Lazy<Task<string>>(() => RenderOnceAsync(k))).Value;
+
+    private static async Task<string> RenderOnceAsync(string kustomization)
     {
         var dir = RepoPaths.Of("k8s", kustomization);
         var (file, args) = Find("kubectl") is { } kubectl
@@ -147,3 +159,7 @@ internal static class K8sTools
         };
     }
 }
+
+/// <summary>The k8s/ tests' collection (see <see cref="K8sTools.Collection"/>).</summary>
+[CollectionDefinition(K8sTools.Collection, DisableParallelization = true)]
+public sealed class K8sCollection;

@@ -20,6 +20,7 @@ namespace EnvoyAuthz.IntegrationTests.K8s;
 /// service's own configuration loader), the policy (its Rego tests), the Envoy configs (Envoy v3
 /// protos), the Istio provider and the NetworkPolicy's clients.
 /// </summary>
+[Collection(K8sTools.Collection)]
 public sealed class KubernetesManifestTests
 {
     private const string Namespace = "envoy-authz";

@@ -10,6 +10,7 @@ namespace EnvoyAuthz.IntegrationTests.K8s;
 /// <c>alerts.test.yaml</c>, whose synthetic series make every alert fire when it should and stay
 /// quiet when it should not.
 /// </summary>
+[Collection(K8sTools.Collection)]
 public sealed class PrometheusRuleTests
 {
     private static string Promtool => K8sTools.Require("promtool", "apt-get install prometheus (.ci/run installs it)");
