@@ -396,6 +396,14 @@ public sealed class KubernetesManifestTests
         var configMap = K8sTools.Single(docs, "ConfigMap", (string)volume["configMap"]!["name"]!);
         var bootstrap = ParseEnvoy((string)configMap["data"]!["envoy.yaml"]!);
         AssertCallsTheServiceFailClosed(bootstrap, docs);
+        // The same configuration as envoy/ingress/envoy.yaml but for the in-cluster addresses: no drift.
+        var ingress = ParseEnvoy(await File.ReadAllTextAsync(RepoPaths.Of("envoy", "ingress", "envoy.yaml"), TestContext.Current.CancellationToken));
+        foreach (var cluster in ingress.StaticResources.Clusters)
+        {
+            cluster.LoadAssignment.Endpoints[0].LbEndpoints[0].Endpoint.Address.SocketAddress.Address =
+                bootstrap.StaticResources.Clusters.Single(c => c.Name == cluster.Name).LoadAssignment.Endpoints[0].LbEndpoints[0].Endpoint.Address.SocketAddress.Address;
+        }
+        Assert.Equal(ingress, bootstrap);
         // The gateway's pods carry the label the NetworkPolicy admits.
         AssertAdmittedByNetworkPolicy(docs, gateway["spec"]!["template"]!["metadata"]!["labels"]!.AsObject());
     }
