@@ -6,11 +6,12 @@ CONFIG ?= Debug
 RESULTS := $(CURDIR)/TestResults
 SERVICE := src/EnvoyAuthz/EnvoyAuthz.csproj
 ARGS ?=
+IMAGE ?= envoy-authz:dev
 
-.PHONY: help build run token call test policy-test conformance bench clean
+.PHONY: help build run token call test policy-test conformance bench image k8s clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build everything (fetches the pinned Envoy protos on first build)
 	$(DOTNET) build EnvoyAuthz.sln -c $(CONFIG) -warnaserror
@@ -34,8 +35,8 @@ test: build ## Run every test suite; ends with "N passed, N failed"
 	python3 .ci/test-summary.py $(RESULTS); \
 	exit $$status
 
-policy-test: ## Run the Rego unit tests of every policy folder under envoy/ (envoy-authz policy test)
-	@for d in $$(find envoy -name '*_test.rego' -printf '%h\n' | sort -u); do \
+policy-test: ## Run the Rego unit tests of every policy folder under envoy/ and k8s/ (envoy-authz policy test)
+	@for d in $$(find envoy k8s -name '*_test.rego' -printf '%h\n' | sort -u); do \
 	  $(DOTNET) run --project $(SERVICE) -c $(CONFIG) -- policy test $(CURDIR)/$$d || exit 1; \
 	done
 
@@ -44,6 +45,12 @@ conformance: ## Run OPA's Rego conformance suite (../shared/rego-conformance or 
 
 bench: ## Run the BenchmarkDotNet benchmarks in process (ARGS="--filter *Check* --job short")
 	$(DOTNET) run --project tests/EnvoyAuthz.Benchmarks -c Release -- --inProcess $(ARGS)
+
+image: ## Build the container image k8s/ runs (k8s/Dockerfile; IMAGE=envoy-authz:dev)
+	docker build -f k8s/Dockerfile -t $(IMAGE) .
+
+k8s: ## Render the Kubernetes manifests (kubectl kustomize): base, Envoy and Istio overlays, Airflow egress
+	@for d in base overlays/envoy overlays/istio airflow-egress; do echo "# ---- k8s/$$d"; kubectl kustomize k8s/$$d || exit 1; done
 
 clean: ## Remove build outputs and test results
 	$(DOTNET) clean EnvoyAuthz.sln >/dev/null

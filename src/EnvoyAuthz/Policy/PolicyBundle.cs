@@ -46,10 +46,12 @@ public sealed class PolicyBundle
         }
         else if (Directory.Exists(path))
         {
-            foreach (var f in Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(IsPolicyFile).Order(StringComparer.Ordinal))
+            foreach (var f in PolicyFiles(path))
             {
-                var fi = new FileInfo(f);
-                sb.Append(f).Append(':').Append(fi.Length).Append('@').Append(fi.LastWriteTimeUtc.Ticks).Append(';');
+                // A ConfigMap volume swaps the target behind an unchanged link: stamp the target.
+                var link = new FileInfo(f);
+                var fi = link.LinkTarget is null ? link : link.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? link;
+                sb.Append(f).Append(':').Append(fi.FullName).Append('#').Append(fi.Exists ? fi.Length : -1).Append('@').Append(fi.Exists ? fi.LastWriteTimeUtc.Ticks : 0).Append(';');
             }
         }
         else
@@ -69,7 +71,7 @@ public sealed class PolicyBundle
         }
         else if (Directory.Exists(path))
         {
-            foreach (var f in Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(IsPolicyFile).Order(StringComparer.Ordinal))
+            foreach (var f in PolicyFiles(path))
             {
                 files.Add((Path.GetRelativePath(path, f).Replace('\\', '/'), File.ReadAllBytes(f)));
             }
@@ -132,6 +134,16 @@ public sealed class PolicyBundle
         }
         return new PolicyBundle(modules, ToRego(data), revision, Convert.ToHexString(hash.GetHashAndReset()));
     }
+
+    /// <summary>
+    /// The policy files under <paramref name="folder"/>, skipping folders whose name starts with
+    /// <c>.</c> (as <c>opa run --ignore '.*'</c>): a Kubernetes ConfigMap volume holds a second copy
+    /// of every file in <c>..data/</c> and its timestamped <c>..YYYY_…</c> folder.
+    /// </summary>
+    private static IEnumerable<string> PolicyFiles(string folder) =>
+        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Where(f => IsPolicyFile(f) && !Path.GetRelativePath(folder, Path.GetDirectoryName(f)!).Split('/', '\\').Any(d => d.StartsWith('.') && d != "."))
+            .Order(StringComparer.Ordinal);
 
     private static bool IsPolicyFile(string f)
     {
