@@ -123,11 +123,11 @@ public sealed class ServerOptions
 
     /// <summary>
     /// A request path whose normal form differs from it in a way that matters — dot segments
-    /// (also <c>%2e</c>), an encoded <c>/</c> or <c>\</c>, a raw <c>\</c>, a <c>;</c> segment parameter, a
-    /// double encoding (<c>%2561</c>) — is denied 400 <c>bad_request</c> (<c>reject</c>), or decided on
-    /// its normal form (<c>normalize</c>: as Envoy's <c>normalize_path</c>, <c>merge_slashes</c> and
-    /// <c>UNESCAPE_AND_FORWARD</c>, or a WSGI server, would read it). Control characters and NUL are
-    /// denied either way. Default <c>reject</c>.
+    /// (also <c>%2e</c>), an encoded <c>/</c> or <c>\</c>, a raw <c>\</c>, a <c>;</c> segment parameter —
+    /// is denied 400 <c>bad_request</c> (<c>reject</c>), or decided on its normal form
+    /// (<c>normalize</c>: as Envoy's <c>normalize_path</c>, <c>merge_slashes</c> and
+    /// <c>UNESCAPE_AND_FORWARD</c>, or a WSGI server, would read it). Control characters and NUL, a
+    /// raw space, double encodings (<c>%2561</c>) and broken escapes are denied either way. Default <c>reject</c>.
     /// </summary>
     public string AmbiguousPaths { get; set; } = Pipeline.AmbiguousPathModes.Reject;
 }

@@ -30,7 +30,7 @@ public enum PathProblem
     Backslash,
     /// <summary>A <c>;</c> segment parameter (<c>/admin;x/users</c>): stripped by some servers, kept by others.</summary>
     PathParameter,
-    /// <summary>An encoded <c>%</c> that starts another escape (<c>%2561</c>): decoded twice by some servers.</summary>
+    /// <summary>An encoded <c>%</c> that starts another escape (<c>%2561</c>): decoded twice by some servers. Always denied: there is no one normal form.</summary>
     DoubleEncoding,
 }
 
@@ -39,12 +39,12 @@ public enum PathProblem
 /// alike: RFC 3986 §6.2.2 and Envoy's <c>normalize_path</c> / <c>merge_slashes</c>. Each percent-escape
 /// is decoded exactly once; runs of slashes are merged; dot segments are removed (also when
 /// spelled <c>%2e</c>). Spellings that one server would read differently from another — dot
-/// segments, encoded <c>/</c> or <c>\</c>, raw <c>\</c>, <c>;</c> parameters, double encodings —
+/// segments, encoded <c>/</c> or <c>\</c>, raw <c>\</c>, <c>;</c> parameters —
 /// are <em>ambiguous</em>: denied in <see cref="AmbiguousPathModes.Reject"/> mode (the default),
 /// resolved as a WSGI server or Envoy with <c>UNESCAPE_AND_FORWARD</c> would resolve them in
 /// <see cref="AmbiguousPathModes.Normalize"/> mode (separators split segments, parameters are
-/// stripped, dot segments removed). Control characters and NUL, raw or encoded, and broken escapes
-/// are denied in both modes. The result is OPA-Envoy's <c>parsed_path</c> shape: the decoded
+/// stripped, dot segments removed). Control characters and NUL (raw or encoded), a raw space,
+/// double encodings and broken escapes have no one normal form: denied in both modes. The result is OPA-Envoy's <c>parsed_path</c> shape: the decoded
 /// segments without the leading <c>/</c>; a trailing slash leaves a trailing empty segment.
 /// </summary>
 public static class PathNormalizer
@@ -63,7 +63,7 @@ public static class PathNormalizer
     };
 
     /// <summary>Whether <paramref name="problem"/> is denied whatever the mode.</summary>
-    public static bool IsAlwaysDenied(PathProblem problem) => problem is PathProblem.InvalidEncoding or PathProblem.ControlCharacter;
+    public static bool IsAlwaysDenied(PathProblem problem) => problem is PathProblem.InvalidEncoding or PathProblem.ControlCharacter or PathProblem.DoubleEncoding;
 
     /// <summary>
     /// Normalises <paramref name="path"/> (a path without query or fragment, still percent-encoded).
@@ -156,7 +156,7 @@ public static class PathNormalizer
                 }
                 if (b == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
                 {
-                    Ambiguous(PathProblem.DoubleEncoding);
+                    return PathProblem.DoubleEncoding;
                 }
                 if (!inParameter)
                 {
