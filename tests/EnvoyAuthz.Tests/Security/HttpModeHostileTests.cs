@@ -3,6 +3,7 @@ using System.Text.Json;
 using EnvoyAuthz.Configuration;
 using EnvoyAuthz.Http;
 using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -371,6 +372,86 @@ public sealed class HttpModeHostileTests(SecurityFixture f)
         Assert.Equal("\"/api/v1/dags/%65tl?limit=5\"", echoed["x-echo-raw-path"].ToString());
         Assert.Equal("GET", echoed["x-echo-method"].ToString());
         Assert.Equal("airflow.example.com", echoed["x-echo-host"].ToString());
+    }
+
+    /// <summary>
+    /// Generated requests (the CheckRequest fuzzer's methods, paths and tokens) through every proxy
+    /// style, each also carrying the other proxies' description headers claiming a public or
+    /// readable path. Oracle: well-formed answers, no internal error, and no allow unless the
+    /// endpoint's own description allows it — a genuine token, or the public <c>/healthz</c> — and
+    /// never, for a token without an admin group, on a path any server could read as <c>/admin</c>.
+    /// </summary>
+    [Fact]
+    public async Task Fuzz_EveryProxyStyle_ForeignDescriptions_NoAllowBeyondTheOwnDescription()
+    {
+        const int count = 6000;
+        var fuzzer = new CheckRequestFuzzer(f, CheckPipelineFuzzTests.DefaultSeed, shard: 7);
+        var genuine = fuzzer.GenuineSubjects;
+        var groupsOf = fuzzer.GenuineGroups;
+        var failures = new List<string>();
+        var outcomes = new Dictionary<string, int>();
+        var logFrom = f.Logs.Count;
+        for (var i = 0; i < count; i++)
+        {
+            var c = fuzzer.Generate(i);
+            var http = c.Request.Attributes?.Request?.Http;
+            if (http is null)
+            {
+                continue;
+            }
+            var style = (Style)(i % 3);
+            var ownPath = CheckPipelineFuzzTests.PathOf(c.Request);
+            var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (k, v) in http.Headers)
+            {
+                if (k.Length > 0 && !k.StartsWith(':') && !ProxyRequestDescriber.DescriptionHeaders.Contains(k) && !k.Equals("host", StringComparison.OrdinalIgnoreCase))
+                {
+                    headers[k] = v;
+                }
+            }
+            var foreign = i % 2 == 0 ? "/healthz" : "/api/v1/dags";
+            foreach (var (k, v) in ForeignDescriptions(style))
+            {
+                headers[k] = k.EndsWith("uri", StringComparison.OrdinalIgnoreCase) ? foreign : v;
+            }
+            var method = http.Method.Length > 0 ? http.Method : "GET";
+            HttpContext ctx;
+            try
+            {
+                ctx = Described(style, method, ownPath, headers);
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+            {
+                continue; // not a request a server would hand over
+            }
+            var (status, reason, answer) = await SendAsync(f.Example, ctx);
+            outcomes[$"{style}:{reason}"] = outcomes.GetValueOrDefault($"{style}:{reason}") + 1;
+            if (reason == "internal_error")
+            {
+                failures.Add($"#{i} {style}: internal_error");
+            }
+            if (status != 200)
+            {
+                continue;
+            }
+            var parsed = CheckRequestParser.Parse(Requests.Http(method: "GET", path: ownPath.Length > 0 ? ownPath : "/"), out _);
+            var isPublic = parsed is not null && parsed.ParsedPath.Count == 1 && parsed.ParsedPath[0] is "healthz" or "health";
+            var isGenuine = c.Kind == FuzzToken.Genuine && c.Token is not null && genuine.ContainsKey(c.Token);
+            if (!isGenuine && !(isPublic && !answer.ContainsKey("x-authz-subject")))
+            {
+                failures.Add($"#{i} {style}: allowed {method} {ownPath} (token kind {c.Kind}) while another proxy's headers said {foreign}");
+            }
+            if (isGenuine && !groupsOf[c.Token!].Contains("airflow-admins") && HostilePathSpellings.UpstreamCouldReadAsAdmin(ownPath))
+            {
+                failures.Add($"#{i} {style}: a non-admin token allowed on a spelling of /admin: {ownPath}");
+            }
+        }
+        var summary = "http-mode fuzz outcomes: " + string.Join(", ", outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key}={o.Value}"));
+        TestContext.Current.TestOutputHelper?.WriteLine(summary);
+        Assert.Empty(f.Logs.LeaksSince(logFrom));
+        Assert.Empty(f.Logs.ErrorsSince(logFrom));
+        Assert.True(failures.Count == 0, $"{failures.Count} violations:\n" + string.Join("\n", failures.Take(25)) + "\n" + summary);
+        Assert.Contains(outcomes.Keys, k => k.EndsWith(":allowed", StringComparison.Ordinal));
     }
 
     // ---- who may ask, and whose X-Forwarded-For counts -------------------------------------------
