@@ -120,7 +120,7 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
     [InlineData("GET", "/api/v2/connections", "data-eng", false)]
     [InlineData("GET", "/api/v2/connections", "airflow-admins", true)]
     [InlineData("DELETE", "/api/v1/dags/etl_daily", "data-eng", true)]
-    [InlineData("GET", "/api/v1/dags/%2e%2e/connections", "airflow-viewers", false)]
+    [InlineData("GET", "/api/v1/dags/%2e%2e/connections", "airflow-viewers", false)] // 400: a dot segment, denied before the policy
     public async Task Ingress_PerGroupAndAction(string method, string path, string group, bool allowed)
     {
         var r = await _ingress.CheckAsync(await ApiCall(method, path, [group], method == "POST" ? "{}" : null));
@@ -131,7 +131,7 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
         }
         else
         {
-            Assert.Equal(403, (int)r.DeniedResponse.Status.Code);
+            Assert.Equal(path.Contains("%2e", StringComparison.Ordinal) ? 400 : 403, (int)r.DeniedResponse.Status.Code);
         }
     }
 
