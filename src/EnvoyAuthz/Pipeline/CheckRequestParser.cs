@@ -8,9 +8,9 @@ namespace EnvoyAuthz.Pipeline;
 /// <see cref="PathNormalizer"/> into <c>parsed_path</c> (OPA-Envoy's shape: decoded segments, no
 /// leading <c>/</c>); the raw path stays in <c>attributes.request.http.path</c>. The query is parsed
 /// as OPA-Envoy parses it (<c>parsed_query</c>: Go's query rules, <c>+</c> is a space). A request
-/// Envoy could not have sent (no HTTP attributes, a bad percent escape or a control character in
-/// the path) or, by default, an ambiguous path (dot segments, encoded <c>/</c> or <c>\</c>, <c>;</c>
-/// parameters, double encodings) is a <c>bad_request</c>.
+/// Envoy could not have sent (no HTTP attributes; a bad percent escape, a double encoding, a NUL or
+/// control character in the path) or, by default, an ambiguous path (dot segments, encoded
+/// <c>/</c> or <c>\</c>, a raw <c>\</c>, <c>;</c> parameters) is a <c>bad_request</c>.
 /// </summary>
 public static class CheckRequestParser
 {
