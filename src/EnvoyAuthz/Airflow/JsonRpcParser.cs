@@ -59,8 +59,8 @@ public sealed class JsonRpcParser
         _redactor = new SecretRedactor(sensitive);
     }
 
-    /// <summary>Whether the request's path is a configured JSON-RPC endpoint.</summary>
-    public bool IsEndpoint(AuthzRequest request) => _paths.Contains(request.PathOnly);
+    /// <summary>Whether the request's path (normalised: any spelling of it) is a configured JSON-RPC endpoint.</summary>
+    public bool IsEndpoint(AuthzRequest request) => _paths.Contains(request.NormalizedPath);
 
     /// <summary>Reads the request's body.</summary>
     public JsonRpcResult Parse(AuthzRequest request)

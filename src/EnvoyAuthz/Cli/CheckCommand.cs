@@ -75,7 +75,7 @@ public static class CheckCommand
 
         // The input document, built the way the pipeline builds it.
         Rego.RegoValue? input = null;
-        if (CheckRequestParser.Parse(request, out var problem) is { } parsed)
+        if (CheckRequestParser.Parse(request, options.Server.AmbiguousPaths != AmbiguousPathModes.Normalize, out var problem) is { } parsed)
         {
             var identity = await services.GetRequiredService<IIdentityStage>().AuthenticateAsync(parsed, CancellationToken.None);
             var airflow = await services.GetRequiredService<IAirflowStage>().ResolveAsync(parsed, identity.Identity, CancellationToken.None);

@@ -34,6 +34,48 @@ public sealed class AuthzOptions
 
     /// <summary>Rate limits per identity and per Airflow connection.</summary>
     public RateLimitOptions RateLimits { get; set; } = new();
+
+    /// <summary>HTTP-mode authorization (<c>/authz/nginx</c>, <c>/authz/traefik</c>, <c>/authz/envoy/…</c>).</summary>
+    public HttpModeOptions Http { get; set; } = new();
+}
+
+/// <summary>HTTP-mode authorization: who may ask, and whose forwarding headers count.</summary>
+public sealed class HttpModeOptions
+{
+    /// <summary>
+    /// Proxies allowed to ask over HTTP mode, as CIDR blocks or single addresses (<c>10.0.0.0/8</c>,
+    /// <c>fd00::/8</c>, <c>127.0.0.1</c>). A request from any other peer is denied 400
+    /// <c>bad_request</c>; <c>X-Forwarded-For</c> names the client only on a request from one of these
+    /// (the right-most address that is not itself listed). Default none: any peer may ask, and the
+    /// source address is always the TCP peer.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
+
+    private IReadOnlyList<System.Net.IPNetwork>? _trusted;
+
+    /// <summary><see cref="TrustedProxies"/> parsed (entries that do not parse are left out; the validator reports them).</summary>
+    internal IReadOnlyList<System.Net.IPNetwork> TrustedNetworks => _trusted ??= [.. TrustedProxies.Select(p => TryParseNetwork(p, out var n) ? n : (System.Net.IPNetwork?)null).OfType<System.Net.IPNetwork>()];
+
+    /// <summary>Parses <c>address</c> or <c>address/prefix</c>.</summary>
+    internal static bool TryParseNetwork(string? value, out System.Net.IPNetwork network)
+    {
+        network = default;
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return false;
+        }
+        value = value.Trim();
+        if (value.Contains('/'))
+        {
+            return System.Net.IPNetwork.TryParse(value, out network);
+        }
+        if (!System.Net.IPAddress.TryParse(value, out var address))
+        {
+            return false;
+        }
+        network = new System.Net.IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
+        return true;
+    }
 }
 
 /// <summary>Circuit breakers (Polly) around every dependency: issuers' discovery/JWKS, remote OPA, the Airflow API.</summary>
@@ -78,6 +120,16 @@ public sealed class ServerOptions
 
     /// <summary>An internal fault is answered as <c>deny</c> (503 <c>internal_error</c>, fail closed) or as a gRPC <c>error</c> (Envoy's <c>failure_mode_allow</c> decides). Default <c>deny</c>.</summary>
     public string FailureMode { get; set; } = FailureModes.Deny;
+
+    /// <summary>
+    /// A request path whose normal form differs from it in a way that matters — dot segments
+    /// (also <c>%2e</c>), an encoded <c>/</c> or <c>\</c>, a raw <c>\</c>, a <c>;</c> segment parameter —
+    /// is denied 400 <c>bad_request</c> (<c>reject</c>), or decided on its normal form
+    /// (<c>normalize</c>: as Envoy's <c>normalize_path</c>, <c>merge_slashes</c> and
+    /// <c>UNESCAPE_AND_FORWARD</c>, or a WSGI server, would read it). Control characters and NUL, a
+    /// raw space, double encodings (<c>%2561</c>) and broken escapes are denied either way. Default <c>reject</c>.
+    /// </summary>
+    public string AmbiguousPaths { get; set; } = Pipeline.AmbiguousPathModes.Reject;
 }
 
 /// <summary>Values of <see cref="ServerOptions.FailureMode"/>.</summary>

@@ -48,6 +48,17 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         {
             e.Add($"{S}:Server:FailureMode '{o.Server.FailureMode}' must be 'deny' or 'error'.");
         }
+        if (!Pipeline.AmbiguousPathModes.All.Contains(o.Server.AmbiguousPaths, StringComparer.Ordinal))
+        {
+            e.Add($"{S}:Server:AmbiguousPaths '{o.Server.AmbiguousPaths}' must be 'reject' or 'normalize'.");
+        }
+        for (var i = 0; i < o.Http.TrustedProxies.Count; i++)
+        {
+            if (!HttpModeOptions.TryParseNetwork(o.Http.TrustedProxies[i], out _))
+            {
+                e.Add($"{S}:Http:TrustedProxies:{i} '{o.Http.TrustedProxies[i]}' is not an IP address or CIDR block (e.g. 10.0.0.0/8).");
+            }
+        }
         var res = o.Resilience;
         if (res.FailureRatio is < 0.01 or > 1)
         {

@@ -1,17 +1,20 @@
-using System.Net;
 using Envoy.Service.Auth.V3;
 using EnvoyAuthz.Configuration;
 using EnvoyAuthz.Pipeline;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Primitives;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EnvoyAuthz.Http;
 
 /// <summary>
-/// HTTP-mode authorization on the HTTP listener, <c>/authz/…</c>, for proxies that ask over plain
-/// HTTP: Envoy's HTTP ext_authz (the original method and path are appended to the prefix), nginx
-/// <c>auth_request</c> (<c>X-Original-URI</c>, <c>X-Original-Method</c>) and Traefik
-/// <c>ForwardAuth</c> (<c>X-Forwarded-Method</c>, <c>-Uri</c>, <c>-Host</c>, <c>-Proto</c>). The
+/// HTTP-mode authorization on the HTTP listener for proxies that ask over plain HTTP, one endpoint
+/// per proxy, each reading only its own proxy's description of the original request:
+/// <c>/authz/envoy/…</c> for Envoy's HTTP ext_authz (the original path follows the prefix; the
+/// method is the request's), <c>/authz/nginx</c> for nginx <c>auth_request</c> (<c>X-Original-URI</c>,
+/// <c>-Method</c>, <c>-Host</c>, <c>-Proto</c>) and <c>/authz/traefik</c> for Traefik <c>ForwardAuth</c>
+/// (<c>X-Forwarded-Method</c>, <c>-Uri</c>, <c>-Host</c>, <c>-Proto</c>); any other path under
+/// <c>/authz</c> is a 400 <c>bad_request</c> (see <see cref="ProxyRequestDescriber"/>). The
 /// request becomes a CheckRequest and goes through the same pipeline as gRPC Checks. Allow: 200 with
 /// the identity headers as response headers (and, for Envoy, <c>x-envoy-auth-headers-to-remove</c>);
 /// deny: the deny's status, headers and JSON body. (nginx passes only 401 and 403 on; it turns
@@ -54,40 +57,27 @@ public static class HttpAuthorizationEndpoint
         await ctx.Response.WriteAsync(denied.Body, ctx.RequestAborted).ConfigureAwait(false);
     }
 
-    /// <summary>Builds the CheckRequest Envoy would have sent for the original request.</summary>
+    /// <summary>
+    /// Builds the CheckRequest Envoy would have sent for the original request, from exactly one
+    /// proxy's description of it (<see cref="ProxyRequestDescriber"/>). A request that no proxy
+    /// described properly becomes an empty CheckRequest, which stage 1 denies as <c>bad_request</c>
+    /// (400 with the JSON body), counted and logged like every other Check.
+    /// </summary>
     internal static async Task<CheckRequest> ToCheckRequestAsync(HttpContext ctx, AuthzOptions options)
     {
         var req = ctx.Request;
-        string First(params string[] names)
+        if (ProxyRequestDescriber.Describe(ctx, options.Http, out var style, out var problem) is not { } described)
         {
-            foreach (var n in names)
-            {
-                if (req.Headers.TryGetValue(n, out var v) && !StringValues.IsNullOrEmpty(v))
-                {
-                    return v.ToString();
-                }
-            }
-            return "";
+            var logger = ctx.RequestServices?.GetService(typeof(ILoggerFactory)) is ILoggerFactory factory
+                ? factory.CreateLogger("EnvoyAuthz.Http")
+                : (ILogger)NullLogger.Instance;
+            HttpModeLog.NotDescribed(logger, style.ToString().ToLowerInvariant(), problem!);
+            return new CheckRequest();
         }
-
-        var forwardedUri = First("x-original-uri", "x-forwarded-uri");
-        string method, path;
-        if (forwardedUri.Length > 0)
-        {
-            // nginx auth_request / Traefik ForwardAuth: the original request is described in headers.
-            method = First("x-original-method", "x-forwarded-method") is { Length: > 0 } m ? m : "GET";
-            path = forwardedUri;
-        }
-        else
-        {
-            // Envoy HTTP ext_authz: the original method, and the original path after the prefix.
-            method = req.Method;
-            var rest = req.Path.Value ?? "/";
-            rest = rest.StartsWith(Prefix, StringComparison.Ordinal) ? rest[Prefix.Length..] : rest;
-            path = (rest.Length == 0 ? "/" : rest) + req.QueryString.Value;
-        }
-        var host = First("x-forwarded-host", "x-original-host") is { Length: > 0 } fh ? fh : req.Host.Value ?? "";
-        var scheme = First("x-forwarded-proto", "x-original-proto") is { Length: > 0 } fp ? fp : req.Scheme;
+        var method = described.Method;
+        var path = described.Target;
+        var host = described.Host;
+        var scheme = described.Scheme;
 
         var http = new AttributeContext.Types.HttpRequest
         {
@@ -100,7 +90,7 @@ public static class HttpAuthorizationEndpoint
         };
         foreach (var (name, values) in req.Headers)
         {
-            if (!HopByHop.Contains(name))
+            if (!HopByHop.Contains(name) && !ProxyRequestDescriber.DescriptionHeaders.Contains(name) && !name.Equals("host", StringComparison.OrdinalIgnoreCase))
             {
                 http.Headers[name.ToLowerInvariant()] = values.ToString();
             }
@@ -127,11 +117,6 @@ public static class HttpAuthorizationEndpoint
             http.Size = req.ContentLength ?? read;
         }
 
-        var peer = First("x-forwarded-for", "x-real-ip").Split(',')[0].Trim();
-        if (peer.Length == 0 || !IPAddress.TryParse(peer, out _))
-        {
-            peer = ctx.Connection.RemoteIpAddress?.ToString() ?? "";
-        }
         return new CheckRequest
         {
             Attributes = new AttributeContext
@@ -141,7 +126,7 @@ public static class HttpAuthorizationEndpoint
                 {
                     Address = new Envoy.Config.Core.V3.Address
                     {
-                        SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = peer, PortValue = (uint)Math.Max(0, ctx.Connection.RemotePort) },
+                        SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = described.SourceAddress, PortValue = (uint)described.SourcePort },
                     },
                 },
             },

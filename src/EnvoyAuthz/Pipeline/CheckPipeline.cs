@@ -203,7 +203,7 @@ public sealed class CheckPipeline(
     {
         // 1 request
         var t = Stopwatch.GetTimestamp();
-        var request = CheckRequestParser.Parse(check, out var problem);
+        var request = CheckRequestParser.Parse(check, options.Server.AmbiguousPaths != AmbiguousPathModes.Normalize, out var problem);
         Observe(AuthzMetrics.Stages.Request, t);
         if (request is null)
         {

@@ -4,15 +4,24 @@ using Envoy.Service.Auth.V3;
 namespace EnvoyAuthz.Pipeline;
 
 /// <summary>
-/// Stage 1: <see cref="CheckRequest"/> → <see cref="AuthzRequest"/>. Path and query are parsed as
-/// OPA-Envoy parses them (<c>parsed_path</c>: leading slashes dropped, percent-decoded, split on
-/// <c>/</c>; <c>parsed_query</c>: Go's query rules, <c>+</c> is a space). A request Envoy could not
-/// have sent (no HTTP attributes, a bad percent escape in the path) is a <c>bad_request</c>.
+/// Stage 1: <see cref="CheckRequest"/> → <see cref="AuthzRequest"/>. The path is normalised once by
+/// <see cref="PathNormalizer"/> into <c>parsed_path</c> (OPA-Envoy's shape: decoded segments, no
+/// leading <c>/</c>); the raw path stays in <c>attributes.request.http.path</c>. The query is parsed
+/// as OPA-Envoy parses it (<c>parsed_query</c>: Go's query rules, <c>+</c> is a space). A request
+/// Envoy could not have sent (no HTTP attributes; a bad percent escape, a double encoding, a NUL or
+/// control character in the path) or, by default, an ambiguous path (dot segments, encoded
+/// <c>/</c> or <c>\</c>, a raw <c>\</c>, <c>;</c> parameters) is a <c>bad_request</c>.
 /// </summary>
 public static class CheckRequestParser
 {
-    /// <summary>Parses <paramref name="check"/>; on failure returns null and a fixed-vocabulary problem.</summary>
-    public static AuthzRequest? Parse(CheckRequest check, out string? problem)
+    /// <summary>Parses <paramref name="check"/>, denying ambiguous paths; on failure returns null and a fixed-vocabulary problem.</summary>
+    public static AuthzRequest? Parse(CheckRequest check, out string? problem) => Parse(check, rejectAmbiguousPaths: true, out problem);
+
+    /// <summary>
+    /// Parses <paramref name="check"/>; on failure returns null and a fixed-vocabulary problem. With
+    /// <paramref name="rejectAmbiguousPaths"/> false an ambiguous path is normalised instead of denied.
+    /// </summary>
+    public static AuthzRequest? Parse(CheckRequest check, bool rejectAmbiguousPaths, out string? problem)
     {
         problem = null;
         var http = check.Attributes?.Request?.Http;
@@ -40,9 +49,10 @@ public static class CheckRequestParser
         {
             query = query[..hash];
         }
-        if (!TryParsePath(pathOnly, out var segments))
+        var pathProblem = PathNormalizer.Normalize(pathOnly, rejectAmbiguousPaths, out var segments);
+        if (pathProblem != PathProblem.None)
         {
-            problem = "the request path has an invalid percent-encoding";
+            problem = PathNormalizer.Describe(pathProblem);
             return null;
         }
 
@@ -101,19 +111,6 @@ public static class CheckRequestParser
             }
         }
         return headers;
-    }
-
-    /// <summary>OPA-Envoy's <c>parsed_path</c>: percent-decoded, leading <c>/</c>s dropped, split on <c>/</c>.</summary>
-    public static bool TryParsePath(string path, out IReadOnlyList<string> segments)
-    {
-        // Decode first, then drop leading slashes (as OPA-Envoy does): "/%2Fadmin" is ["admin"].
-        if (!TryUnescape(path, plusIsSpace: false, out var decoded))
-        {
-            segments = [];
-            return false;
-        }
-        segments = decoded.TrimStart('/').Split('/');
-        return true;
     }
 
     /// <summary>Go's <c>url.ParseQuery</c> as <c>url.Query()</c> uses it: bad pairs are skipped.</summary>

@@ -20,7 +20,7 @@ internal static class RateLimitKeyResolver
             {
                 continue;
             }
-            if (rule.PathPrefix is { } prefix && !request.PathOnly.StartsWith(prefix, StringComparison.Ordinal))
+            if (rule.PathPrefix is { } prefix && !request.NormalizedPath.StartsWith(prefix, StringComparison.Ordinal))
             {
                 continue;
             }

@@ -58,7 +58,7 @@ public sealed class RateLimitRule
     /// <summary>Bucket size (permits available at once). Default <see cref="Limit"/>; range 1–1000000.</summary>
     public int? Burst { get; set; }
 
-    /// <summary>Only requests whose path starts with this. Default any path.</summary>
+    /// <summary>Only requests whose normalised path (decoded once, dot segments removed, slashes merged) starts with this. Default any path.</summary>
     public string? PathPrefix { get; set; }
 
     /// <summary>Only these methods. Default any.</summary>

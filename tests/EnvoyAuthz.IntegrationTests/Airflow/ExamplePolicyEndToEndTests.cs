@@ -152,10 +152,10 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
     [InlineData("GET", "/api/v2/connections", "data-eng", false)]
     [InlineData("GET", "/api/v2/connections", "airflow-admins", true)]
     [InlineData("DELETE", "/api/v1/dags/etl_daily", "data-eng", true)]
-    [InlineData("GET", "/api/v1/dags/%2e%2e/connections", "airflow-viewers", false)]
+        [InlineData("GET", "/api/v1/dags/%2e%2e/connections", "airflow-viewers", false)] // 400: a dot segment, denied before the policy
     // Issue 9.3: a v1 variable key takes the rest of the path; it never becomes another resource or DAG.
     [InlineData("GET", "/api/v1/variables/team/secret", "airflow-viewers", false)]
-    [InlineData("GET", "/api/v1/variables/team%2Fsecret", "airflow-viewers", false)]
+    [InlineData("GET", "/api/v1/variables/team%2Fsecret", "airflow-viewers", false)] // 400 by default: an encoded slash
     [InlineData("DELETE", "/api/v1/variables/etl_x/dags/etl_daily", "data-eng", false)]
     [InlineData("DELETE", "/api/v1/variables/etl_x/dags/etl_daily", "airflow-admins", true)]
     // A path no template matches is unknown: denied even to admins.
@@ -171,7 +171,7 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
         }
         else
         {
-            Assert.Equal(403, (int)r.DeniedResponse.Status.Code);
+            Assert.Equal(path.Contains("%2e", StringComparison.Ordinal) ? 400 : 403, (int)r.DeniedResponse.Status.Code);
         }
     }
 

@@ -5,7 +5,7 @@ using EnvoyAuthz.IntegrationTests.Infrastructure;
 
 namespace EnvoyAuthz.IntegrationTests.Http;
 
-/// <summary>HTTP-mode authorization (/authz) for nginx auth_request (a real nginx), Traefik ForwardAuth and Envoy's HTTP ext_authz.</summary>
+/// <summary>HTTP-mode authorization for nginx auth_request (a real nginx, /authz/nginx), Traefik ForwardAuth (/authz/traefik) and Envoy's HTTP ext_authz (/authz/envoy).</summary>
 public sealed class HttpAuthorizationTests(OidcProviderFixture idp) : IClassFixture<OidcProviderFixture>, IAsyncLifetime
 {
     private AuthzServiceHost _host = null!;
@@ -67,13 +67,13 @@ public sealed class HttpAuthorizationTests(OidcProviderFixture idp) : IClassFixt
     [Fact]
     public async Task EnvoyHttpExtAuthz_OriginalPathAfterThePrefix_DenyBodyAndHeadersToRemove()
     {
-        using var denied = await _host.Http.PostAsync("/authz/api/v1/dags/etl/dagRuns", new StringContent("{}"), TestContext.Current.CancellationToken);
+        using var denied = await _host.Http.PostAsync("/authz/envoy/api/v1/dags/etl/dagRuns", new StringContent("{}"), TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.Unauthorized, denied.StatusCode);
         Assert.StartsWith("Bearer", denied.Headers.WwwAuthenticate.ToString());
         using var body = JsonDocument.Parse(await denied.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
         Assert.Equal("missing_token", body.RootElement.GetProperty("reason").GetString());
 
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/authz/api/v1/dags");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/authz/envoy/api/v1/dags");
         request.Headers.Authorization = new("Bearer", await TokenAsync());
         using var ok = await _host.Http.SendAsync(request, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);

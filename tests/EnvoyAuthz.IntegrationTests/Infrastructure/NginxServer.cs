@@ -74,7 +74,9 @@ public sealed class NginxServer : IAsyncDisposable
                   proxy_set_header Content-Length "";
                   proxy_set_header X-Original-URI $request_uri;
                   proxy_set_header X-Original-Method $request_method;
-                  proxy_set_header X-Forwarded-Host $host;
+                  proxy_set_header X-Original-Host $host;
+                  proxy_set_header X-Original-Proto $scheme;
+                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                 }
               }
             }

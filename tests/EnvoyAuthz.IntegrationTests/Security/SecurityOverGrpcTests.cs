@@ -288,7 +288,13 @@ public sealed class SecurityOverGrpcTests(OidcProviderFixture idp) : IClassFixtu
     [InlineData("/a%", "bad_request")]
     [InlineData("//admin", "policy_denied")]
     [InlineData("/%61dmin/users", "policy_denied")]
-    [InlineData("/%2Fadmin", "policy_denied")]
+    [InlineData("/%2Fadmin", "bad_request")]
+    [InlineData("/x/../admin/users", "bad_request")]
+    [InlineData("/%2e%2e/admin/users", "bad_request")]
+    [InlineData("/admin;x/users", "bad_request")]
+    [InlineData("/admin%00/users", "bad_request")]
+    [InlineData("\\admin\\users", "bad_request")]
+    [InlineData("/ADMIN/users", "policy_denied")]
     public async Task HostilePath_ReaderToken_ExamplePolicy_DeniedWithReason(string path, string reason)
     {
         var token = await TokenAsync();

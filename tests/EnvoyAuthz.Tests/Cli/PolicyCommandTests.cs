@@ -82,7 +82,7 @@ public sealed class PolicyCommandTests : IDisposable
     public void Eval_Reference_PrintsOpaShapedJson()
     {
         var input = Path.Combine(_dir, "input.json");
-        File.WriteAllText(input, """{"identity":{"subject":"a","groups":["viewers"]},"attributes":{"request":{"http":{"method":"GET"}}},"parsed_path":["api"]}""");
+        File.WriteAllText(input, """{"identity":{"subject":"a","groups":["viewers"]},"attributes":{"request":{"http":{"method":"GET"}}},"parsed_path":["api","v1","dags"]}""");
         var (code, output, _) = Run("eval", "-d", RepoPaths.Of("envoy", "policy"), "-i", input, "data.envoy.authz.allow");
         Assert.Equal(0, code);
         using var doc = JsonDocument.Parse(output);

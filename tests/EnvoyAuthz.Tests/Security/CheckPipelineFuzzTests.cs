@@ -9,12 +9,15 @@ namespace EnvoyAuthz.Tests.Security;
 /// <summary>
 /// At least 100 000 generated CheckRequests (4 shards × 25 000 by default) through the whole
 /// in-process pipeline under the shipped policies: the built-in <c>authenticated</c> default and
-/// the example policy in <c>envoy/policy</c>. Fixed seed, printed; override with
+/// the example policy in <c>envoy/policy</c> (with <c>Server:AmbiguousPaths</c> <c>reject</c>, and
+/// <c>normalize</c>). Fixed seed, printed; override with
 /// <c>ENVOYAUTHZ_FUZZ_SEED</c> (and the per-shard count with <c>ENVOYAUTHZ_FUZZ_COUNT</c>). Oracle:
 /// no exception escapes; every response is well formed (allow: status 0 + OkResponse; deny: non-zero
 /// status + DeniedResponse + a JSON body with a known reason); no internal error and no Error log
-/// line; and no allow unless the request carried a genuine token (or, under the example policy,
-/// targets its public <c>/healthz</c> / <c>/health</c>), with the identity headers of that token.
+/// line; no allow unless the request carried a genuine token (or, under the example policy,
+/// targets its public <c>/healthz</c> / <c>/health</c>), with the identity headers of that token;
+/// and, under the example policy (in both path modes), no allow for a token without an admin group
+/// on a path that any server on the way could read as <c>/admin</c> (issue 9).
 /// </summary>
 [Collection("Security")]
 public sealed class CheckPipelineFuzzTests(SecurityFixture f)
@@ -34,7 +37,7 @@ public sealed class CheckPipelineFuzzTests(SecurityFixture f)
         { "builtin", 0 },
         { "builtin", 1 },
         { "example", 2 },
-        { "example", 3 },
+        { "example-normalize", 3 },
     };
 
     private static long Seed => long.TryParse(Environment.GetEnvironmentVariable(SeedVariable), out var s) ? s : DefaultSeed;
@@ -52,9 +55,12 @@ public sealed class CheckPipelineFuzzTests(SecurityFixture f)
         output?.WriteLine(banner);
         Console.WriteLine(banner);
 
-        var pipeline = policy == "example" ? f.Example : f.Builtin;
+        var pipeline = policy switch { "example" => f.Example, "example-normalize" => f.ExampleNormalize, _ => f.Builtin };
+        var example = policy.StartsWith("example", StringComparison.Ordinal);
+        var reject = policy != "example-normalize";
         var fuzzer = new CheckRequestFuzzer(f, seed, shard);
         var genuine = fuzzer.GenuineSubjects;
+        var groupsOf = fuzzer.GenuineGroups;
         var failures = new ConcurrentQueue<string>();
         var internalErrors = new ConcurrentQueue<string>();
         var stats = new ConcurrentDictionary<string, int>();
@@ -109,13 +115,18 @@ public sealed class CheckPipelineFuzzTests(SecurityFixture f)
                     {
                         failures.Enqueue($"#{i}: allowed as '{got}' with a token of '{subject}'");
                     }
-                    if (!headers.ContainsKey("x-authz-subject") && !(policy == "example" && IsPublic(c.Request)))
+                    if (!headers.ContainsKey("x-authz-subject") && !(example && IsPublic(c.Request, reject)))
                     {
                         failures.Enqueue($"#{i}: allowed without identity on a non-public path");
                     }
+                    if (example && !groupsOf[c.Token].Contains("airflow-admins") && HostilePathSpellings.UpstreamCouldReadAsAdmin(PathOf(c.Request)))
+                    {
+                        // Some server on the way (a proxy that does not normalise, a WSGI or servlet upstream) could read it as /admin.
+                        failures.Enqueue($"#{i}: a token of groups [{string.Join(',', groupsOf[c.Token])}] allowed on a spelling of /admin: {Trim(PathOf(c.Request))}");
+                    }
                     continue;
                 }
-                if (policy == "example" && IsPublic(c.Request) && !ResponseShape.OkHeaders(response).ContainsKey("x-authz-subject"))
+                if (example && IsPublic(c.Request, reject) && !ResponseShape.OkHeaders(response).ContainsKey("x-authz-subject"))
                 {
                     continue;
                 }
@@ -154,9 +165,20 @@ public sealed class CheckPipelineFuzzTests(SecurityFixture f)
         Assert.Contains(stats.Keys, k => k.StartsWith("Genuine:", StringComparison.Ordinal));
     }
 
-    private static bool IsPublic(CheckRequest request)
+    /// <summary>The path the parser reads: <c>http.path</c>, else the <c>:path</c> header.</summary>
+    internal static string PathOf(CheckRequest request)
     {
-        var parsed = CheckRequestParser.Parse(request, out _);
+        var http = request.Attributes?.Request?.Http;
+        if (http is null)
+        {
+            return "";
+        }
+        return http.Path.Length > 0 ? http.Path : http.Headers.TryGetValue(":path", out var p) ? p : "";
+    }
+
+    private static bool IsPublic(CheckRequest request, bool rejectAmbiguousPaths)
+    {
+        var parsed = CheckRequestParser.Parse(request, rejectAmbiguousPaths, out _);
         return parsed is not null && parsed.ParsedPath.Count == 1 && parsed.ParsedPath[0] is "healthz" or "health";
     }
 

@@ -44,6 +44,8 @@ public sealed class CheckRequestFuzzer
         "", "healthz", "health", "admin", "api", "v1", "v2", "dags", "dagRuns", "connections", "..", ".", "%2e%2e", "%2E", "%2F", "%2f",
         "%00", "%c0%af", "%e0%80%af", "%zz", "%", "%2", ";", ";x=1", "admin;", "日本", "café", "%F0%9F%94%92", "\u0000", "a b", "+", "%20",
         "%252F", "~", "*", "?", "#", "%3F", "%23", "\r\n", "\ud800", "..;", "%5C", "\\",
+        // spellings of the admin area (issue 9)
+        "ADMIN", "Admin", "%61dmin", "%2561dmin", "admin%00", "admin;x", ".%2e", "%2e.", "users", "x", "admin%2F", "admin\\users",
     ];
     private static readonly string[] HeaderNames =
     [
@@ -62,7 +64,7 @@ public sealed class CheckRequestFuzzer
     private readonly SecurityFixture _f;
     private readonly long _seed;
     private readonly int _shard;
-    private readonly (string Token, string Subject)[] _genuine;
+    private readonly (string Token, string Subject, string[] Groups)[] _genuine;
     private readonly string[] _attackerSigned;
     private readonly byte[] _publicKeyDer;
 
@@ -75,7 +77,8 @@ public sealed class CheckRequestFuzzer
         _genuine = [.. Enumerable.Range(0, 20).Select(i =>
         {
             var subject = $"fuzz-user-{shard}-{i}";
-            return (f.Genuine(subject, groupSets[i % groupSets.Length]), subject);
+            var groups = groupSets[i % groupSets.Length];
+            return (f.Genuine(subject, groups), subject, groups);
         })];
         _attackerSigned = [.. Enumerable.Range(0, 16).Select(i => RawJwt.Rs256(f.AttackerRsa,
             i % 2 == 0 ? f.RsHeader(f.TrustedKid) : f.RsHeader(f.AttackerKid),
@@ -87,6 +90,9 @@ public sealed class CheckRequestFuzzer
     public IReadOnlyDictionary<string, string> GenuineSubjects => _genuine.ToDictionary(g => g.Token, g => g.Subject);
 
     public IEnumerable<string> GenuineTokens => _genuine.Select(g => g.Token);
+
+    /// <summary>The groups of each genuine token.</summary>
+    public IReadOnlyDictionary<string, string[]> GenuineGroups => _genuine.ToDictionary(g => g.Token, g => g.Groups);
 
     public FuzzCase Generate(int index)
     {

@@ -29,63 +29,132 @@ public sealed class HostileRequestTests(SecurityFixture f)
         return (reason, response);
     }
 
-    // ---- parsed_path -------------------------------------------------------------------------
+    // ---- parsed_path ----------------------------------------------------------------------------
 
     /// <summary>
-    /// OPA-Envoy: <c>strings.Split(strings.TrimLeft(url.Parse(path).Path, "/"), "/")</c> — decode
-    /// first, then drop leading slashes, then split; invalid UTF-8 becomes U+FFFD.
+    /// Every spelling class of <see cref="EnvoyAuthz.Tests.Pipeline.PathNormalizerTests.Table"/>
+    /// through the whole pipeline in the default (<c>reject</c>) mode: a path in normal form (or one
+    /// only slash-merging changes) reaches the policy as its normalised segments, with the raw path
+    /// unchanged in <c>attributes.request.http.path</c>; an ambiguous one is a 400 <c>bad_request</c>.
     /// </summary>
-    public static TheoryData<string, string> HostilePaths => new()
+    [Theory]
+    [MemberData(nameof(EnvoyAuthz.Tests.Pipeline.PathNormalizerTests.Table), MemberType = typeof(EnvoyAuthz.Tests.Pipeline.PathNormalizerTests))]
+    public async Task HostilePath_ReachesPolicyInputNormalised_RawPathKept_OrDeniedBadRequest(string path, string reject, string normalize)
     {
-        { "//admin", """["admin"]""" },
-        { "///admin//x", """["admin","","x"]""" },
-        { "/admin/", """["admin",""]""" },
-        { "/%61dmin", """["admin"]""" },
-        { "/a%2Fb", """["a","b"]""" },
-        { "/a%2fb", """["a","b"]""" },
-        { "/%2Fadmin", """["admin"]""" },
-        { "/%2F%2Fadmin/x", """["admin","x"]""" },
-        { "/../admin", """["..","admin"]""" },
-        { "/%2e%2e/admin", """["..","admin"]""" },
-        { "/%2E%2E%2Fadmin", """["..","admin"]""" },
-        { "/./admin", """[".","admin"]""" },
-        { "/healthz;/admin", """["healthz;","admin"]""" },
-        { "/admin;jsessionid=1", """["admin;jsessionid=1"]""" },
-        { "/healthz%00", "[\"healthz\\u0000\"]" },
-        { "/a%c0%afb", "[\"a\\uFFFD\\uFFFDb\"]" },
-        { "/a%c0%2fb", "[\"a\\uFFFD\",\"b\"]" },
-        { "/%e0%80%af", "[\"\\uFFFD\\uFFFD\\uFFFD\"]" },
-        { "/%ff%fe", "[\"\\uFFFD\\uFFFD\"]" },
-        { "/caf%C3%A9/%E6%97%A5", """["café","日"]""" },
-        { "/café/日本/🔒", """["café","日本","🔒"]""" },
-        { "/a+b", """["a+b"]""" },
-        { "/a%20b", """["a b"]""" },
+        _ = normalize;
+        var request = Requests.Http(path: path + "?q=1", headers: new Dictionary<string, string> { ["authorization"] = "Bearer " + f.Genuine("alice") });
+
+        var (reason, response) = await CheckAsync(f.Echo, request);
+
+        if (!reject.StartsWith('['))
+        {
+            Assert.Equal("bad_request", reason);
+            Assert.Equal(400, (int)response.DeniedResponse.Status.Code);
+            return;
+        }
+        Assert.Equal("allowed", reason);
+        var headers = ResponseShape.OkHeaders(response);
+        Assert.Equal(RegoJson.Parse(reject), RegoJson.Parse(headers["x-echo-parsed-path"]));
+        if (!path.Any(char.IsSurrogate))
+        {
+            Assert.Equal(path + "?q=1", JsonSerializer.Deserialize<string>(headers["x-echo-raw-path"]));
+        }
+    }
+
+    public static TheoryData<string, string> QueryAndFragmentPaths => new()
+    {
         { "/healthz?x=%zz", """["healthz"]""" },
+        { "/healthz?x=/../admin", """["healthz"]""" },
         { "/healthz#/admin", """["healthz"]""" },
-        { "", """[""]""" },
-        { "/", """[""]""" },
+        { "/healthz#/../admin", """["healthz"]""" },
+        { "/api/v1/dags?x=%00", """["api","v1","dags"]""" },
     };
 
     [Theory]
-    [MemberData(nameof(HostilePaths))]
-    public void ParsedPath_HostilePath_ParsedAsOpaEnvoy(string path, string expected)
+    [MemberData(nameof(QueryAndFragmentPaths))]
+    public void ParsedPath_QueryAndFragment_NotPartOfThePath(string path, string expected)
     {
         var request = CheckRequestParser.Parse(Requests.Http(path: path), out var problem);
         Assert.Null(problem);
         Assert.Equal(JsonSerializer.Deserialize<string[]>(expected), request!.ParsedPath);
     }
 
+    /// <summary>The spellings of <c>/admin/users</c> from issue 9 (685 allows in one fuzz run before the fix).</summary>
+    public static TheoryData<string> IssueAdminSpellings =>
+    [
+        "/x/../admin/users", "/%2e%2e/admin/users", "/admin;x/users", "/admin%00/users", "/ADMIN/users", "\\admin\\users",
+    ];
+
+    /// <summary>
+    /// A viewer's token under the example policy, in both path modes: never allowed. In <c>reject</c>
+    /// mode an ambiguous spelling is a 400 before the policy runs; in <c>normalize</c> mode it is
+    /// decided as <c>/admin/users</c> (403). <c>/ADMIN/users</c> is in normal form: the policy
+    /// denies it because it allows known paths only.
+    /// </summary>
     [Theory]
-    [MemberData(nameof(HostilePaths))]
-    public async Task ParsedPath_HostilePath_ReachesPolicyInputAsParsed(string path, string expected)
+    [MemberData(nameof(IssueAdminSpellings))]
+    public async Task IssueAdminSpelling_ViewerToken_ExamplePolicy_BothPathModes_NeverAllowed(string path)
     {
-        var request = Requests.Http(path: path, headers: new Dictionary<string, string> { ["authorization"] = "Bearer " + f.Genuine("alice") });
+        foreach (var (pipeline, mode) in new[] { (f.Example, "reject"), (f.ExampleNormalize, "normalize") })
+        {
+            var request = Requests.Http(path: path, headers: new Dictionary<string, string> { ["authorization"] = "Bearer " + f.Genuine("vic", ["viewers"]) });
+            var (reason, _) = await CheckAsync(pipeline, request);
+            var expected = path == "/ADMIN/users" ? "policy_denied"
+                : path.Contains("%00", StringComparison.Ordinal) || mode == "reject" ? "bad_request"
+                : "policy_denied";
+            Assert.True(expected == reason, $"{mode}: {path} was {reason}, expected {expected}");
+        }
+    }
 
-        var (reason, response) = await CheckAsync(f.Echo, request);
+    /// <summary>
+    /// Every combination of <see cref="HostilePathSpellings.AdminDisguises"/> (over 1500 spellings of
+    /// <c>/admin/users</c>) with a viewer's token under the example policy, in both path modes:
+    /// none is allowed, and each is denied <c>bad_request</c> or <c>policy_denied</c>.
+    /// </summary>
+    [Fact]
+    public async Task AdminDisguises_ViewerToken_ExamplePolicy_BothPathModes_NeverAllowed()
+    {
+        var token = f.Genuine("vic", ["viewers"]);
+        var failures = new List<string>();
+        var count = 0;
+        foreach (var path in HostilePathSpellings.AdminDisguises())
+        {
+            foreach (var (pipeline, mode) in new[] { (f.Example, "reject"), (f.ExampleNormalize, "normalize") })
+            {
+                var (reason, _) = await CheckAsync(pipeline, Requests.Http(path: path, headers: new Dictionary<string, string> { ["authorization"] = "Bearer " + token }));
+                count++;
+                if (reason is not ("bad_request" or "policy_denied"))
+                {
+                    failures.Add($"{mode}: {path} → {reason}");
+                }
+            }
+        }
+        Assert.True(count > 3000, $"only {count} checks");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {count}:\n" + string.Join("\n", failures.Take(40)));
+    }
 
-        Assert.Equal("allowed", reason);
-        var echoed = RegoJson.Parse(ResponseShape.OkHeaders(response)["x-echo-parsed-path"]);
-        Assert.Equal(RegoJson.Parse(expected), echoed);
+    /// <summary>
+    /// The other side of the same table: in <c>normalize</c> mode a spelling whose normal form is
+    /// exactly <c>/admin/users</c> is decided as that path (an admin is allowed by the admin rule),
+    /// so normalisation is faithful and not merely a deny.
+    /// </summary>
+    [Fact]
+    public async Task AdminDisguises_AdminToken_NormalizeMode_DecidedAsAdminUsers()
+    {
+        var token = f.Genuine("root", ["airflow-admins"]);
+        var failures = new List<string>();
+        var count = 0;
+        foreach (var path in HostilePathSpellings.AdminDisguises().Where(HostilePathSpellings.IsExactAdmin))
+        {
+            count++;
+            var (reason, response) = await CheckAsync(f.ExampleNormalize, Requests.Http(path: path, headers: new Dictionary<string, string> { ["authorization"] = "Bearer " + token }));
+            if (reason != "allowed" || ResponseShape.OkHeaders(response)["x-authz-policy"] != "admin")
+            {
+                failures.Add($"{path} → {reason}");
+            }
+        }
+        Assert.True(count > 300, $"only {count} spellings normalise to /admin/users");
+        Assert.True(failures.Count == 0, string.Join("\n", failures.Take(40)));
     }
 
     public static TheoryData<string> InvalidPercentEncodings => ["/%zz", "/a%", "/a%2", "/%%", "/%G0admin", "/admin%2", "/%u0061dmin", "/%%32%65"];

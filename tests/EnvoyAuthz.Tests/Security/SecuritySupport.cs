@@ -47,6 +47,8 @@ public sealed class SecurityFixture : IAsyncLifetime
     public CheckPipeline Echo { get; private set; } = null!;
     /// <summary>The example policy with <c>Server:FailureMode=error</c>: internal faults become gRPC errors, which Envoy's <c>failure_mode_allow</c> may turn into allows.</summary>
     public CheckPipeline ErrorMode { get; private set; } = null!;
+    /// <summary>The example policy with <c>Server:AmbiguousPaths=normalize</c>: ambiguous paths are decided on their normal form.</summary>
+    public CheckPipeline ExampleNormalize { get; private set; } = null!;
 
     public RSA TrustedRsa => ((RsaSecurityKey)Idp.Current.Key).Rsa;
     public string TrustedKid => Idp.Current.Key.KeyId;
@@ -70,6 +72,11 @@ public sealed class SecurityFixture : IAsyncLifetime
             	"x-echo-claims-sub": json.marshal(input.identity.claims.sub),
             	"x-echo-subject": input.identity.subject,
             	"x-echo-parsed-path": json.marshal(input.parsed_path),
+            	"x-echo-raw-path": json.marshal(object.get(input.attributes, ["request", "http", "path"], "")),
+            	"x-echo-method": object.get(input.attributes, ["request", "http", "method"], ""),
+            	"x-echo-host": object.get(input.attributes, ["request", "http", "host"], ""),
+            	"x-echo-source": object.get(input.attributes, ["source", "address", "socketAddress", "address"], ""),
+            	"x-echo-header-names": concat(",", sort(object.keys(object.get(input.attributes, ["request", "http", "headers"], {})))),
             }} if input.identity.subject
             """, TestContext.Current.CancellationToken);
 
@@ -78,6 +85,7 @@ public sealed class SecurityFixture : IAsyncLifetime
         AuthenticatedEngine = Build([new("EnvoyAuthz:Policy:Engine", "authenticated")]);
         Echo = Build([new("EnvoyAuthz:Policy:Path", _echoPolicyDir)]);
         ErrorMode = Build([new("EnvoyAuthz:Policy:Path", RepoPaths.Of("envoy", "policy")), new("EnvoyAuthz:Server:FailureMode", "error")]);
+        ExampleNormalize = Build([new("EnvoyAuthz:Policy:Path", RepoPaths.Of("envoy", "policy")), new("EnvoyAuthz:Server:AmbiguousPaths", "normalize")]);
     }
 
     private CheckPipeline Build(List<KeyValuePair<string, string?>> extra)
