@@ -159,8 +159,11 @@ public sealed class CheckPipeline(
         metrics.RecordCheck(decision.Allowed, decision.Reason, elapsed.TotalSeconds);
         DecisionLog.Decision(logger, decisionId, decision.Allowed ? "allow" : "deny", decision.Reason.ToWire(),
             decision.Allowed ? 200 : decision.HttpStatus ?? decision.Reason.DefaultHttpStatus(),
-            LogSafe(identity?.Subject), identity?.Issuer, LogSafe(Redaction.SecretRedactor.MethodForLog(request?.Method)) ?? "-",
-            LogSafe(Redaction.SecretRedactor.HostForLog(request?.Host)) ?? "-", LogSafe(Redaction.SecretRedactor.PathForLog(request?.PathOnly)) ?? "-",
+            LogSafe(identity?.Subject), identity?.Issuer,
+            // A request refused at stage 1 (bad_request) is still named, from the raw attributes, through the same filters.
+            LogSafe(Redaction.SecretRedactor.MethodForLog(request?.Method ?? check.Attributes?.Request?.Http?.Method)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.HostForLog(request?.Host ?? check.Attributes?.Request?.Http?.Host)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.PathForLog(request?.PathOnly ?? check.Attributes?.Request?.Http?.Path)) ?? "-",
             elapsed.TotalMilliseconds);
         return response;
     }

@@ -49,6 +49,14 @@ public static class CheckRequestParser
         {
             query = query[..hash];
         }
+        if (HasScheme(pathOnly))
+        {
+            // Envoy's codecs split an absolute-form target (http://user:pw@host/path) into :authority
+            // and an origin-form :path, so a Check never carries one; such a path is not decided on.
+            // (RFC 3986 §4.2: a first segment with ':' is a scheme, not a relative path.)
+            problem = "the request path is not in origin form";
+            return null;
+        }
         var pathProblem = PathNormalizer.Normalize(pathOnly, rejectAmbiguousPaths, out var segments);
         if (pathProblem != PathProblem.None)
         {
@@ -111,6 +119,17 @@ public static class CheckRequestParser
             }
         }
         return headers;
+    }
+
+    /// <summary>Whether a path that does not start with a separator names a scheme (<c>http:…</c>) in its first segment.</summary>
+    private static bool HasScheme(string path)
+    {
+        if (path.Length == 0 || path[0] is '/' or '\\')
+        {
+            return false;
+        }
+        var end = path.IndexOfAny(['/', '\\']);
+        return (end < 0 ? path : path[..end]).Contains(':');
     }
 
     /// <summary>Go's <c>url.ParseQuery</c> as <c>url.Query()</c> uses it: bad pairs are skipped.</summary>

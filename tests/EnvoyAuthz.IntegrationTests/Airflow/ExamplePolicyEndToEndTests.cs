@@ -171,7 +171,8 @@ public sealed class ExamplePolicyEndToEndTests(OidcProviderFixture idp) : IClass
         }
         else
         {
-            Assert.Equal(path.Contains("%2e", StringComparison.Ordinal) ? 400 : 403, (int)r.DeniedResponse.Status.Code);
+            // Dot segments and encoded slashes are ambiguous: denied 400 before the policy (Server:AmbiguousPaths reject).
+            Assert.Equal(path.Contains("%2e", StringComparison.OrdinalIgnoreCase) || path.Contains("%2f", StringComparison.OrdinalIgnoreCase) ? 400 : 403, (int)r.DeniedResponse.Status.Code);
         }
     }
 

@@ -34,6 +34,10 @@ public class CheckRequestParserTests
     [InlineData("/a\\b", "the request path has a '\\'")]
     [InlineData("/a;b=c/d", "the request path has a ';' segment parameter")]
     [InlineData("/%2561dmin", "the request path has a double percent-encoding")]
+    [InlineData("http://admin:pw@airflow.example.com/api/v2/dags", "the request path is not in origin form")]
+    [InlineData("https://airflow.example.com", "the request path is not in origin form")]
+    [InlineData("javascript:alert(1)", "the request path is not in origin form")]
+    [InlineData("HTTP://h/admin/users", "the request path is not in origin form")]
     public void Parse_InvalidOrAmbiguousPath_IsBadRequest(string path, string expectedProblem)
     {
         var result = CheckRequestParser.Parse(Requests.Http(path: path), out var problem);
