@@ -71,20 +71,30 @@ public static class Program
                 await ReportAsync(stderr, ex);
                 return 2;
             }
+            catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                // Stopped while starting: by a faulting background service, or a signal.
+                return await StoppedAsync(app, stderr);
+            }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 await stderr.WriteLineAsync($"envoy-authz: cannot start: {Describe(ex)}");
                 return 2;
             }
             await app.WaitForShutdownAsync();
-            var faulted = AuthzHost.FaultedServices(app.Services);
-            if (faulted.Count > 0)
-            {
-                await stderr.WriteLineAsync($"envoy-authz: stopped because a background service failed ({string.Join(", ", faulted)})");
-                return 1;
-            }
+            return await StoppedAsync(app, stderr);
+        }
+    }
+
+    private static async Task<int> StoppedAsync(WebApplication app, TextWriter stderr)
+    {
+        var faulted = AuthzHost.FaultedServices(app.Services);
+        if (faulted.Count == 0)
+        {
             return 0;
         }
+        await stderr.WriteLineAsync($"envoy-authz: stopped because a background service failed ({string.Join(", ", faulted)})");
+        return 1;
     }
 
     private static async Task ReportAsync(TextWriter stderr, ConfigurationErrorsException ex)

@@ -65,8 +65,8 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
     public bool IsTrusted(DateTimeOffset now) => _source.Current is not null;
 
     /// <summary>
-    /// First load: fails fast with <see cref="SourceLoadException"/> (an <see cref="InvalidOperationException"/>)
-    /// naming the file and the problem when the file is missing or broken. Does nothing once loaded.
+    /// First load: fails fast (throws <see cref="InvalidOperationException"/> naming the file and the
+    /// problem, never its content) when the file is missing or broken. Does nothing once loaded.
     /// </summary>
     public void LoadInitial()
     {
@@ -76,7 +76,7 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
         }
         catch (SourceLoadException ex)
         {
-            throw new SourceLoadException([$"the Airflow connections file '{_path}' cannot be loaded: {ex.Problems[0]}"], ex.InnerException);
+            throw new InvalidOperationException($"The Airflow connections file '{_path}' cannot be loaded: {ex.Problems[0]}.");
         }
     }
 

@@ -132,6 +132,9 @@ public static class AuthzHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        // The host's own errors repeat what Program reports once (a start-up error, a faulted service);
+        // its Critical line for a faulted background service (with the exception) stays.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         configureLogging?.Invoke(builder.Logging);
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -224,9 +227,9 @@ public static class AuthzHost
             // Fail fast likewise on the connections file: a missing or broken one stops the start with one message.
             app.Services.GetService<FileConnectionSource>()?.LoadInitial();
         }
-        catch (Resilience.SourceLoadException ex)
+        catch (InvalidOperationException ex)
         {
-            throw new ConfigurationErrorsException([.. ex.Problems.Select(err => $"{AuthzOptions.SectionName}:Airflow:Connections:File: {err}")]);
+            throw new ConfigurationErrorsException([$"{AuthzOptions.SectionName}:Airflow:Connections:File: {ex.Message}"]);
         }
 
         // Each endpoint answers only on its own listener.

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.IO.Enumeration;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using EnvoyAuthz.Rego;
 using YamlDotNet.RepresentationModel;
 
@@ -14,7 +15,7 @@ namespace EnvoyAuthz.Policy;
 /// (<c>a/b/data.json</c> → <c>data.a.b</c>), as OPA's loader does. Test modules (<c>*_test.rego</c>)
 /// are included too: their rules live in their own packages and are never the decision path.
 /// </summary>
-public sealed class PolicyBundle
+public sealed partial class PolicyBundle
 {
     private PolicyBundle(IReadOnlyList<RegoModuleSource> modules, RegoObject data, string revision, string fingerprint)
     {
@@ -176,7 +177,7 @@ public sealed class PolicyBundle
             }
             catch (YamlDotNet.Core.YamlException ex)
             {
-                errors.Add($"{name}:{ex.Start.Line}:{ex.Start.Column}: {Flatten(ex.Message)}");
+                errors.Add($"{name}:{ex.Start.Line}:{ex.Start.Column}: {Flatten(MarkPrefix().Replace(ex.Message, ""))}");
             }
             catch (System.Text.Json.JsonException ex)
             {
@@ -185,7 +186,9 @@ public sealed class PolicyBundle
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 // Any other fault reading one file (a cast, a limit) is that file's problem, never the process's.
-                errors.Add($"{name}: {(ex is FormatException or InvalidOperationException or InvalidDataException ? "" : ex.GetType().Name + ": ")}{Flatten(ex.Message)}");
+                var message = Flatten(ex.Message);
+                var known = ex is FormatException or InvalidOperationException or InvalidDataException;
+                errors.Add(known && message.StartsWith(name + ":", StringComparison.Ordinal) ? message : $"{name}: {(known ? "" : ex.GetType().Name + ": ")}{message}");
             }
         }
         if (modules.Count == 0)
@@ -316,6 +319,10 @@ public sealed class PolicyBundle
     }
 
     private static string Flatten(string message) => message.ReplaceLineEndings(" ");
+
+    /// <summary>The <c>(Line: 1, Col: 3, Idx: 2) - (…): </c> prefix YamlDotNet may put before its message (the location is given as file:line:col instead).</summary>
+    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\):\s*")]
+    private static partial Regex MarkPrefix();
 
     /// <summary>
     /// A <c>data.yaml</c> document as a value: mappings with scalar keys, sequences, and YAML 1.2
