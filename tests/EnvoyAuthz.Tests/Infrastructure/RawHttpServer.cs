@@ -42,17 +42,22 @@ internal sealed class RawHttpServer : IAsyncDisposable
     /// <summary>Base URL, no trailing slash.</summary>
     public string Url { get; }
 
+    private volatile RawHttpMode _mode = RawHttpMode.Respond;
+    private volatile byte[] _body = [];
+    private volatile int _status = 200;
+    private volatile bool _chunked;
+
     /// <summary>What the next connections get.</summary>
-    public volatile RawHttpMode Mode = RawHttpMode.Respond;
+    public RawHttpMode Mode { get => _mode; set => _mode = value; }
 
     /// <summary>The body of <see cref="RawHttpMode.Respond"/> answers.</summary>
-    public volatile byte[] Body = [];
+    public byte[] Body { get => _body; set => _body = value; }
 
     /// <summary>Status code of <see cref="RawHttpMode.Respond"/> answers.</summary>
-    public volatile int Status = 200;
+    public int Status { get => _status; set => _status = value; }
 
     /// <summary>Send <see cref="Body"/> chunked (no Content-Length).</summary>
-    public volatile bool Chunked;
+    public bool Chunked { get => _chunked; set => _chunked = value; }
 
     /// <summary>Content type of every answer.</summary>
     public string ContentType { get; set; } = "application/json";
