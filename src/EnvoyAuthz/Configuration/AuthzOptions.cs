@@ -110,7 +110,7 @@ public sealed class IdentityOptions
     /// <summary>Longest a validated token stays cached (never beyond its own expiry). Default 5 min; range 1 s–1 h.</summary>
     public TimeSpan CacheMaxLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>On an unknown <c>kid</c>, JWKS is refetched at most once per this interval per issuer. Default 30 s; range 1 s–1 h.</summary>
+    /// <summary>On an unknown <c>kid</c>, JWKS is refetched at most once per this interval per issuer while the issuer answers (a kid missing from that refetch is denied <c>invalid_token</c> until the interval passes); after a failed fetch, fetches back off from 1 s, doubling, up to this interval. Default 30 s; range 1 s–1 h.</summary>
     public TimeSpan JwksRefetchInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Keys are refreshed in the background this often even without an unknown <c>kid</c>. Default 12 h; range 1 min–7 d.</summary>
