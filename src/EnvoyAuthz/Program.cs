@@ -1,5 +1,8 @@
 using EnvoyAuthz.Cli;
 using EnvoyAuthz.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace EnvoyAuthz;
 
@@ -31,25 +34,87 @@ public static class Program
         }
     }
 
-    private static async Task<int> ServeAsync(string[] args)
+    private static Task<int> ServeAsync(string[] args) => ServeAsync(args, Console.Error);
+
+    /// <summary>
+    /// <c>serve</c>: 0 after a clean shutdown; 2 for any start-up error (invalid configuration, a
+    /// policy or connections file that does not load, a port in use), told in one message on
+    /// <paramref name="stderr"/>; 1 when a background service faulted and stopped the host.
+    /// </summary>
+    internal static async Task<int> ServeAsync(string[] args, TextWriter stderr, Action<IServiceCollection>? configureServices = null)
     {
         var cli = CliArgs.Parse(args, flags: ["--dev"], options: ["--config"]);
+        WebApplication app;
         try
         {
             var (options, configuration) = AuthzHost.LoadConfiguration(cli.Option("--config"), cli.Flag("--dev"));
-            await using var app = AuthzHost.Build(options, configuration);
-            await app.RunAsync();
-            return 0;
+            app = AuthzHost.Build(options, configuration, configureServices);
         }
         catch (ConfigurationErrorsException ex)
         {
-            await Console.Error.WriteLineAsync($"envoy-authz: invalid configuration ({ex.Errors.Count} problem{(ex.Errors.Count == 1 ? "" : "s")}):");
-            foreach (var e in ex.Errors)
-            {
-                await Console.Error.WriteLineAsync("  - " + e);
-            }
+            await ReportAsync(stderr, ex);
             return 2;
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            await stderr.WriteLineAsync($"envoy-authz: cannot start: {Describe(ex)}");
+            return 2;
+        }
+        await using (app)
+        {
+            try
+            {
+                await app.StartAsync();
+            }
+            catch (ConfigurationErrorsException ex)
+            {
+                await ReportAsync(stderr, ex);
+                return 2;
+            }
+            catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                // Stopped while starting: by a faulting background service, or a signal.
+                return await StoppedAsync(app, stderr);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                await stderr.WriteLineAsync($"envoy-authz: cannot start: {Describe(ex)}");
+                return 2;
+            }
+            await app.WaitForShutdownAsync();
+            return await StoppedAsync(app, stderr);
+        }
+    }
+
+    private static async Task<int> StoppedAsync(WebApplication app, TextWriter stderr)
+    {
+        var faulted = AuthzHost.FaultedServices(app.Services);
+        if (faulted.Count == 0)
+        {
+            return 0;
+        }
+        await stderr.WriteLineAsync($"envoy-authz: stopped because a background service failed ({string.Join(", ", faulted)})");
+        return 1;
+    }
+
+    private static async Task ReportAsync(TextWriter stderr, ConfigurationErrorsException ex)
+    {
+        await stderr.WriteLineAsync($"envoy-authz: invalid configuration ({ex.Errors.Count} problem{(ex.Errors.Count == 1 ? "" : "s")}):");
+        foreach (var e in ex.Errors)
+        {
+            await stderr.WriteLineAsync("  - " + e);
+        }
+    }
+
+    /// <summary>An exception's message, with the innermost one when it is wrapped (a bind failure names the address).</summary>
+    private static string Describe(Exception ex)
+    {
+        var inner = ex;
+        while (inner is AggregateException { InnerException: { } next } || inner.InnerException is not null && inner.Message.Length == 0)
+        {
+            inner = inner.InnerException!;
+        }
+        return $"{inner.Message.ReplaceLineEndings(" ")} ({inner.GetType().Name})";
     }
 
     private static int Help()

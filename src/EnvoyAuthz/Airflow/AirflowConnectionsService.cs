@@ -3,8 +3,9 @@ using Microsoft.Extensions.Hosting;
 namespace EnvoyAuthz.Airflow;
 
 /// <summary>
-/// Loads the connection file at start (a missing or broken file stops the service: fail fast on
-/// first load), then keeps the file watched and the API source refreshed until shutdown.
+/// Loads the connection file at start unless the host did already (a missing or broken file stops
+/// the service: fail fast on first load), then keeps the file watched and the API source refreshed
+/// until shutdown. Neither loop faults: a failed reload keeps the last good copy.
 /// </summary>
 public sealed class AirflowConnectionsService(ConnectionCatalog catalog, FileConnectionSource? file, ApiConnectionSource? api) : BackgroundService
 {

@@ -12,9 +12,10 @@ internal static partial class AirflowLog
         Message = "Airflow connections file {Path} loaded: {Count} connections")]
     public static partial void FileLoaded(ILogger logger, string path, int count);
 
-    [LoggerMessage(EventId = 1401, EventName = "ConnectionsFileRejected", Level = LogLevel.Warning,
+    // Warning for a new problem, Debug when the same problem repeats (ReloadingSource logs each failure once).
+    [LoggerMessage(EventId = 1401, EventName = "ConnectionsFileRejected",
         Message = "Airflow connections file {Path} rejected ({Problem}); keeping the last good copy of {Count} connections")]
-    public static partial void FileRejected(ILogger logger, string path, string problem, int count);
+    public static partial void FileRejected(ILogger logger, LogLevel level, string path, string problem, int count);
 
     [LoggerMessage(EventId = 1402, EventName = "ConnectionSkipped", Level = LogLevel.Warning,
         Message = "Airflow connection {ConnId} from {Source} skipped: {Problem}")]
@@ -32,9 +33,10 @@ internal static partial class AirflowLog
         Message = "Airflow API connections refreshed: {Count} connections in {Pages} pages")]
     public static partial void ApiRefreshed(ILogger logger, int count, int pages);
 
-    [LoggerMessage(EventId = 1406, EventName = "ApiConnectionsRefreshFailed", Level = LogLevel.Warning,
+    // Warning for a new problem, Debug when the same problem repeats.
+    [LoggerMessage(EventId = 1406, EventName = "ApiConnectionsRefreshFailed",
         Message = "Airflow API connections refresh failed ({Problem}); keeping the last good copy of {Count} connections, {Age} old")]
-    public static partial void ApiRefreshFailed(ILogger logger, string problem, int count, string age);
+    public static partial void ApiRefreshFailed(ILogger logger, LogLevel level, string problem, int count, string age);
 
     [LoggerMessage(EventId = 1407, EventName = "ApiConnectionsStale", Level = LogLevel.Warning,
         Message = "Airflow API connections are older than the max age {MaxAge}; checks that need them are denied (dependency_unavailable) until a refresh succeeds")]

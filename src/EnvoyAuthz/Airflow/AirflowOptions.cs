@@ -96,6 +96,9 @@ public sealed class AirflowApiOptions
 
     /// <summary>Most connections accepted in one refresh; more fails the refresh. Default 100 000; range 1 – 10 000 000.</summary>
     public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>Largest answer accepted per request (one page, or the token), in bytes; a larger one fails the refresh. Default 16777216 (16 MiB); range 4096–268435456.</summary>
+    public int MaxResponseBytes { get; set; } = 16 << 20;
 }
 
 /// <summary>Which connection a request concerns.</summary>
@@ -257,6 +260,7 @@ public static partial class AirflowOptionsValidator
         }
         Range(errors, $"{a}:PageSize", api.PageSize, 1, 1000);
         Range(errors, $"{a}:MaxConnections", api.MaxConnections, 1, 10_000_000);
+        Range(errors, $"{a}:MaxResponseBytes", api.MaxResponseBytes, 4096, 256 << 20);
 
         var m = options.Match;
         if (m.Header.Length > 0 && !HeaderName().IsMatch(m.Header))

@@ -24,24 +24,20 @@ namespace EnvoyAuthz.Airflow;
 /// </remarks>
 public sealed class ApiConnectionSource : IConnectionSource
 {
-    /// <summary>Largest response body accepted.</summary>
-    public const int MaxResponseBytes = 64 * 1024 * 1024;
     private static readonly TimeSpan TokenRenewMargin = TimeSpan.FromSeconds(30);
 
     private readonly AirflowApiOptions _options;
     private readonly Func<HttpClient> _http;
     private readonly SensitiveKeys _sensitive;
     private readonly TimeProvider _time;
-    private readonly AirflowMetrics? _metrics;
     private readonly ILogger _logger;
     private readonly string _base;
-    private readonly SemaphoreSlim _refreshGate = new(1, 1);
     private readonly Resilience.DependencyGuard? _guard;
-    private volatile ConnectionSnapshot? _current;
+    private readonly Resilience.ReloadingSource<ConnectionSnapshot> _source;
     private string? _token;
     private DateTimeOffset _tokenRenewAt;
-    private bool _failing;
     private bool _staleLogged;
+    private int _pages;
 
     /// <summary>Creates the source over one <see cref="HttpClient"/>; nothing is fetched until <see cref="RefreshAsync"/> or <see cref="RunAsync"/>.</summary>
     public ApiConnectionSource(AirflowApiOptions options, HttpClient http, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger)
@@ -58,128 +54,80 @@ public sealed class ApiConnectionSource : IConnectionSource
         _http = http;
         _sensitive = sensitive;
         _time = time;
-        _metrics = metrics;
         _logger = logger;
         _base = (options.BaseUrl ?? throw new ArgumentException("BaseUrl is required", nameof(options))).TrimEnd('/');
-        _metrics?.Track(this);
+        _source = new Resilience.ReloadingSource<ConnectionSnapshot>(Name, LoadAsync, new Resilience.ReloadHooks<ConnectionSnapshot>
+        {
+            Describe = Describe,
+            Count = ok => metrics?.Refreshed(Name, ok),
+            Loaded = (snapshot, recovered) =>
+            {
+                if (recovered || _staleLogged)
+                {
+                    AirflowLog.ApiRecovered(_logger, snapshot.Count);
+                }
+                _staleLogged = false;
+                AirflowLog.ApiRefreshed(_logger, snapshot.Count, _pages);
+            },
+            Failed = (failure, last) =>
+            {
+                var now = _time.GetUtcNow();
+                AirflowLog.ApiRefreshFailed(_logger, failure.Level, failure.Problem, last?.Count ?? 0,
+                    last is null ? "never loaded" : FileConnectionSource.Describe(now - last.LoadedAt));
+                if (!IsTrusted(now) && !_staleLogged)
+                {
+                    _staleLogged = true;
+                    AirflowLog.ApiStale(_logger, _options.MaxAge);
+                }
+            },
+        }, time);
+        metrics?.Track(this);
     }
 
     /// <inheritdoc />
     public string Name => "api";
 
     /// <inheritdoc />
-    public ConnectionSnapshot? Current => _current;
+    public ConnectionSnapshot? Current => _source.Current;
 
     /// <summary>Token requests made so far (for tests and diagnostics).</summary>
     public int TokenRequests { get; private set; }
 
     /// <inheritdoc />
-    public bool IsTrusted(DateTimeOffset now) => _current is { } c && now - c.LoadedAt <= _options.MaxAge;
+    public bool IsTrusted(DateTimeOffset now) => _source.Current is { } c && now - c.LoadedAt <= _options.MaxAge;
 
-    /// <summary>Refreshes until <paramref name="cancellationToken"/> fires.</summary>
-    public async Task RunAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var ok = await RefreshAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                await Task.Delay(ok ? _options.RefreshInterval : _options.RetryInterval, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    /// <summary>Refreshes until <paramref name="cancellationToken"/> fires (at once, then every <see cref="AirflowApiOptions.RefreshInterval"/>, or <see cref="AirflowApiOptions.RetryInterval"/> after a failure); never faults.</summary>
+    public Task RunAsync(CancellationToken cancellationToken) =>
+        _source.RunAsync(last => last == Resilience.ReloadOutcome.Failed ? _options.RetryInterval : _options.RefreshInterval, TimeSpan.Zero, cancellationToken);
 
     /// <summary>One refresh: all pages, or nothing (the last good copy stays). Never throws but for cancellation by the caller.</summary>
-    public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
+    public async Task<bool> RefreshAsync(CancellationToken cancellationToken) =>
+        await _source.ReloadAsync(cancellationToken).ConfigureAwait(false) != Resilience.ReloadOutcome.Failed;
+
+    private async ValueTask<ConnectionSnapshot?> LoadAsync(ConnectionSnapshot? current, CancellationToken cancellationToken)
     {
-        await _refreshGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            string problem;
-            try
-            {
-                // Under the airflow-api circuit breaker: while it is open, refreshes fail fast and the last good copy serves.
-                var (list, pages) = _guard is null
-                    ? await FetchAllAsync(cancellationToken).ConfigureAwait(false)
-                    : await _guard.ExecuteAsync(ct => new ValueTask<(List<AirflowConnection>, int)>(FetchAllAsync(ct)), cancellationToken).ConfigureAwait(false);
-                var snapshot = new ConnectionSnapshot(list, _time.GetUtcNow());
-                _current = snapshot;
-                _metrics?.Refreshed(Name, true);
-                if (_failing || _staleLogged)
-                {
-                    AirflowLog.ApiRecovered(_logger, snapshot.Count);
-                }
-                _failing = false;
-                _staleLogged = false;
-                AirflowLog.ApiRefreshed(_logger, snapshot.Count, pages);
-                return true;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-            catch (OperationCanceledException)
-            {
-                problem = $"no answer within {FileConnectionSource.Describe(_options.RequestTimeout)}";
-            }
-            catch (Resilience.DependencyUnavailableException ex) when (ex.Kind != "failure")
-            {
-                problem = ex.Kind == "circuit_open" ? "the circuit is open (recent refreshes failed)" : "the refresh timed out";
-            }
-            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is ApiProblemException inner)
-            {
-                problem = inner.Message;
-            }
-            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is HttpRequestException inner)
-            {
-                problem = inner.StatusCode is { } s ? $"HTTP {(int)s}" : $"the request failed ({inner.HttpRequestError})";
-            }
-            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is OperationCanceledException)
-            {
-                problem = $"no answer within {FileConnectionSource.Describe(_options.RequestTimeout)}";
-            }
-            catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is JsonException)
-            {
-                problem = "the answer is not valid JSON";
-            }
-            catch (ApiProblemException ex)
-            {
-                problem = ex.Message;
-            }
-            catch (HttpRequestException ex)
-            {
-                problem = ex.StatusCode is { } s ? $"HTTP {(int)s}" : $"the request failed ({ex.HttpRequestError})";
-            }
-            catch (JsonException)
-            {
-                problem = "the answer is not valid JSON";
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // Never let a refresh fault stop the loop (or the host): log the type only, never a message that could quote data.
-                problem = $"unexpected {ex.GetType().Name}";
-            }
-            _failing = true;
-            _metrics?.Refreshed(Name, false);
-            var now = _time.GetUtcNow();
-            AirflowLog.ApiRefreshFailed(_logger, problem, _current?.Count ?? 0,
-                _current is null ? "never loaded" : FileConnectionSource.Describe(now - _current.LoadedAt));
-            if (!IsTrusted(now) && !_staleLogged)
-            {
-                _staleLogged = true;
-                AirflowLog.ApiStale(_logger, _options.MaxAge);
-            }
-            return false;
-        }
-        finally
-        {
-            _refreshGate.Release();
-        }
+        // Under the airflow-api circuit breaker: while it is open, refreshes fail fast and the last good copy serves.
+        var (list, pages) = _guard is null
+            ? await FetchAllAsync(cancellationToken).ConfigureAwait(false)
+            : await _guard.ExecuteAsync(ct => new ValueTask<(List<AirflowConnection>, int)>(FetchAllAsync(ct)), cancellationToken).ConfigureAwait(false);
+        _pages = pages;
+        return new ConnectionSnapshot(list, _time.GetUtcNow());
     }
+
+    /// <summary>A failure in a few fixed words (status codes, limits); never a message that could quote data.</summary>
+    private string Describe(Exception ex) => ex switch
+    {
+        Resilience.DependencyUnavailableException { Kind: "circuit_open" } => "the circuit is open (recent refreshes failed)",
+        Resilience.DependencyUnavailableException { Kind: "timeout" } => "the refresh timed out",
+        Resilience.DependencyUnavailableException { InnerException: { } inner } => Describe(inner),
+        OperationCanceledException => $"no answer within {FileConnectionSource.Describe(_options.RequestTimeout)}",
+        ApiProblemException p => p.Message,
+        Resilience.ResponseTooLargeException t => t.Message,
+        HttpRequestException { StatusCode: { } s } => $"HTTP {(int)s}",
+        HttpRequestException h => $"the request failed ({h.HttpRequestError})",
+        JsonException => "the answer is not valid JSON",
+        _ => $"unexpected {ex.GetType().Name}",
+    };
 
     private async Task<(List<AirflowConnection>, int)> FetchAllAsync(CancellationToken ct)
     {
@@ -259,7 +207,7 @@ public sealed class ApiConnectionSource : IConnectionSource
             {
                 throw new ApiProblemException($"HTTP {(int)response.StatusCode} from the connections list");
             }
-            var bytes = await ReadLimitedAsync(response, linked.Token).ConfigureAwait(false);
+            var bytes = await Resilience.BoundedHttp.ReadBodyAsync(response, _options.MaxResponseBytes, "the answer", linked.Token).ConfigureAwait(false);
             return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 256 });
         }
     }
@@ -299,7 +247,7 @@ public sealed class ApiConnectionSource : IConnectionSource
         {
             throw new ApiProblemException($"HTTP {(int)response.StatusCode} from POST /auth/token");
         }
-        var bytes = await ReadLimitedAsync(response, linked.Token).ConfigureAwait(false);
+        var bytes = await Resilience.BoundedHttp.ReadBodyAsync(response, _options.MaxResponseBytes, "the answer", linked.Token).ConfigureAwait(false);
         using var doc = JsonDocument.Parse(bytes);
         if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("access_token", out var tok) ||
             tok.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(tok.GetString()))
@@ -338,30 +286,6 @@ public sealed class ApiConnectionSource : IConnectionSource
         var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         return content;
-    }
-
-    private static async Task<byte[]> ReadLimitedAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        if (response.Content.Headers.ContentLength > MaxResponseBytes)
-        {
-            throw new ApiProblemException("the answer is too large");
-        }
-        var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            using var ms = new MemoryStream();
-            var buffer = new byte[81920];
-            int n;
-            while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-            {
-                if (ms.Length + n > MaxResponseBytes)
-                {
-                    throw new ApiProblemException("the answer is too large");
-                }
-                ms.Write(buffer, 0, n);
-            }
-            return ms.ToArray();
-        }
     }
 
     /// <summary>The <c>exp</c> of a JWT, read without validation (the token is only sent back to its issuer).</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using EnvoyAuthz.Resilience;
 using Microsoft.Extensions.Logging;
 
 namespace EnvoyAuthz.Airflow;
@@ -9,11 +10,13 @@ namespace EnvoyAuthz.Airflow;
 /// Connections from a file as Airflow's local-filesystem secrets backend reads it (see
 /// <see cref="ConnectionFileParser"/>): JSON or YAML as <c>airflow connections export</c> writes
 /// them, <c>{conn_id: {conn_type, description, login, password, host, port, schema, extra}}</c>
-/// or <c>{conn_id: uri}</c>, and its <c>.env</c> format (<c>conn_id=uri</c> lines). Reloaded when a file-system watcher sees a change
-/// in its folder (Kubernetes ConfigMap symlink swaps included) and on a polling interval; a
-/// change is detected by content hash. A broken file keeps the last good copy (logged, counted).
+/// or <c>{conn_id: uri}</c>, and its <c>.env</c> format (<c>conn_id=uri</c> lines). Reloaded (a
+/// <see cref="ReloadingSource{T}"/>) when a file-system watcher sees a change in its folder
+/// (Kubernetes ConfigMap symlink swaps included) and on a polling interval; a change is detected by
+/// content hash. A broken or deleted file keeps the last good copy (logged once, counted); at start
+/// it stops the service.
 /// </summary>
-public sealed partial class FileConnectionSource : IConnectionSource, IDisposable
+public sealed class FileConnectionSource : IConnectionSource, IDisposable
 {
     /// <summary>Largest file accepted.</summary>
     public const int MaxFileBytes = 16 * 1024 * 1024;
@@ -22,13 +25,9 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
     private readonly TimeSpan _pollInterval;
     private readonly SensitiveKeys _sensitive;
     private readonly TimeProvider _time;
-    private readonly AirflowMetrics? _metrics;
     private readonly ILogger _logger;
-    private readonly SemaphoreSlim _changed = new(0, 1);
-    private readonly Lock _reloadGate = new();
+    private readonly ReloadingSource<Loaded> _source;
     private FileSystemWatcher? _watcher;
-    private volatile ConnectionSnapshot? _current;
-    private byte[]? _hash;
 
     /// <summary>Creates the source; nothing is read until <see cref="LoadInitial"/>.</summary>
     public FileConnectionSource(string path, TimeSpan pollInterval, SensitiveKeys sensitive, TimeProvider time, AirflowMetrics? metrics, ILogger logger)
@@ -37,9 +36,16 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
         _pollInterval = pollInterval;
         _sensitive = sensitive;
         _time = time;
-        _metrics = metrics;
         _logger = logger;
-        _metrics?.Track(this);
+        _source = new ReloadingSource<Loaded>(Name, Load, new ReloadHooks<Loaded>
+        {
+            // Problems are fixed texts (never file content); anything unexpected is named by its type only.
+            Describe = ex => ex is SourceLoadException s ? s.Message : $"unexpected {ex.GetType().Name}",
+            Count = ok => metrics?.Refreshed(Name, ok),
+            Loaded = (loaded, _) => AirflowLog.FileLoaded(_logger, _path, loaded.Snapshot.Count),
+            Failed = (failure, last) => AirflowLog.FileRejected(_logger, failure.Level, _path, failure.Problem, last?.Snapshot.Count ?? 0),
+        }, time);
+        metrics?.Track(this);
     }
 
     /// <inheritdoc />
@@ -49,148 +55,41 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
     public string FilePath => _path;
 
     /// <inheritdoc />
-    public ConnectionSnapshot? Current => _current;
+    public ConnectionSnapshot? Current => _source.Current?.Snapshot;
 
     /// <inheritdoc />
-    public bool IsTrusted(DateTimeOffset now) => _current is not null;
+    public bool IsTrusted(DateTimeOffset now) => _source.Current is not null;
 
-    /// <summary>First load: fails fast (throws <see cref="InvalidOperationException"/>) when the file is missing or broken.</summary>
+    /// <summary>
+    /// First load: fails fast (throws <see cref="InvalidOperationException"/> naming the file and the
+    /// problem, never its content) when the file is missing or broken. Does nothing once loaded.
+    /// </summary>
     public void LoadInitial()
     {
-        if (!TryReload(out var problem))
+        try
         {
-            throw new InvalidOperationException($"The Airflow connections file '{_path}' cannot be loaded: {problem}.");
+            _source.LoadInitial();
+        }
+        catch (SourceLoadException ex)
+        {
+            throw new InvalidOperationException($"The Airflow connections file '{_path}' cannot be loaded: {ex.Problems[0]}.");
         }
     }
 
-    /// <summary>Reloads when the content changed. False (last good copy kept, logged, counted) when the file is missing or broken.</summary>
+    /// <summary>Reloads when the content changed. False (last good copy kept, logged once, counted) when the file is missing or broken.</summary>
     public bool TryReload(out string? problem)
     {
-        lock (_reloadGate)
-        {
-            problem = null;
-            byte[] bytes;
-            try
-            {
-                var info = new FileInfo(_path);
-                if (!info.Exists)
-                {
-                    problem = "the file does not exist";
-                }
-                else if (info.Length > MaxFileBytes)
-                {
-                    problem = $"the file is larger than {MaxFileBytes} bytes";
-                }
-                bytes = problem is null ? File.ReadAllBytes(_path) : [];
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                problem = $"the file cannot be read ({ex.GetType().Name})";
-                bytes = [];
-            }
-            if (problem is null)
-            {
-                var hash = SHA256.HashData(bytes);
-                if (_current is not null && _hash is not null && hash.AsSpan().SequenceEqual(_hash))
-                {
-                    return true;
-                }
-                var parsed = Parse(Encoding.UTF8.GetString(bytes), FormatOf(_path), _sensitive, _time.GetUtcNow(), out problem, out var skipped);
-                if (parsed is not null)
-                {
-                    foreach (var (id, why) in skipped)
-                    {
-                        AirflowLog.ConnectionSkipped(_logger, id, Name, why);
-                    }
-                    _current = parsed;
-                    _hash = hash;
-                    _metrics?.Refreshed(Name, true);
-                    AirflowLog.FileLoaded(_logger, _path, parsed.Count);
-                    return true;
-                }
-            }
-            _metrics?.Refreshed(Name, false);
-            AirflowLog.FileRejected(_logger, _path, problem!, _current?.Count ?? 0);
-            return false;
-        }
+        var outcome = _source.Reload();
+        problem = outcome == ReloadOutcome.Failed ? _source.LastProblem : null;
+        return outcome != ReloadOutcome.Failed;
     }
 
-    /// <summary>Watches and polls until <paramref name="cancellationToken"/> fires.</summary>
+    /// <summary>Watches and polls until <paramref name="cancellationToken"/> fires; never faults.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        StartWatcher();
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var delay = Task.Delay(_pollInterval, _time, cts.Token);
-            var signal = _changed.WaitAsync(cts.Token);
-            try
-            {
-                var done = await Task.WhenAny(delay, signal).ConfigureAwait(false);
-                if (done == signal)
-                {
-                    // Let a writer finish before reading (a half-written file would be rejected and retried anyway).
-                    await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken).ConfigureAwait(false);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            finally
-            {
-                await cts.CancelAsync().ConfigureAwait(false);
-            }
-            try
-            {
-                TryReload(out _);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // Keep watching: the last good copy stays; the type only, never content.
-                _metrics?.Refreshed(Name, false);
-                AirflowLog.FileRejected(_logger, _path, $"unexpected {ex.GetType().Name}", _current?.Count ?? 0);
-            }
-        }
-    }
-
-    private void StartWatcher()
-    {
-        try
-        {
-            var dir = Path.GetDirectoryName(_path)!;
-            _watcher = new FileSystemWatcher(dir)
-            {
-                IncludeSubdirectories = false,
-                NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-            };
-            _watcher.Changed += (_, _) => Signal();
-            _watcher.Created += (_, _) => Signal();
-            _watcher.Renamed += (_, _) => Signal();
-            _watcher.Deleted += (_, _) => Signal();
-            _watcher.Error += (_, _) => AirflowLog.FileWatchFailed(_logger, _path);
-            _watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception ex) when (ex is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
-        {
-            AirflowLog.FileWatchFailed(_logger, _path);
-        }
-    }
-
-    private void Signal()
-    {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // a reload is already pending
-        }
-        catch (ObjectDisposedException)
-        {
-            // an event raced with shutdown
-        }
+        _watcher = FileWatch.Create(Path.GetDirectoryName(_path)!, recursive: false, _source.Signal, () => AirflowLog.FileWatchFailed(_logger, _path));
+        // After a change, let a writer finish before reading (a half-written file would be rejected and retried anyway).
+        await _source.RunAsync(_ => _pollInterval, TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -201,8 +100,48 @@ public sealed partial class FileConnectionSource : IConnectionSource, IDisposabl
             w.EnableRaisingEvents = false;
             w.Dispose();
         }
-        _changed.Dispose();
+        _source.Dispose();
     }
+
+    /// <summary>Reads the file; null when its content is unchanged. Throws <see cref="SourceLoadException"/> with a problem that never quotes the content.</summary>
+    private ValueTask<Loaded?> Load(Loaded? current, CancellationToken cancellationToken)
+    {
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(_path);
+            if (!info.Exists)
+            {
+                throw new SourceLoadException("the file does not exist");
+            }
+            if (info.Length > MaxFileBytes)
+            {
+                throw new SourceLoadException($"the file is larger than {MaxFileBytes} bytes");
+            }
+            bytes = File.ReadAllBytes(_path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new SourceLoadException($"the file cannot be read ({ex.GetType().Name})");
+        }
+        var hash = SHA256.HashData(bytes);
+        if (current is not null && hash.AsSpan().SequenceEqual(current.Hash))
+        {
+            return ValueTask.FromResult<Loaded?>(null);
+        }
+        var parsed = Parse(Encoding.UTF8.GetString(bytes), FormatOf(_path), _sensitive, _time.GetUtcNow(), out var problem, out var skipped);
+        if (parsed is null)
+        {
+            throw new SourceLoadException(problem ?? "the file cannot be parsed");
+        }
+        foreach (var (id, why) in skipped)
+        {
+            AirflowLog.ConnectionSkipped(_logger, id, Name, why);
+        }
+        return ValueTask.FromResult<Loaded?>(new Loaded(parsed, hash));
+    }
+
+    private sealed record Loaded(ConnectionSnapshot Snapshot, byte[] Hash);
 
     /// <summary>The format a path's extension implies (see <see cref="ConnectionFileParser.FormatOf"/>).</summary>
     public static string? FormatOf(string path) => ConnectionFileParser.FormatOf(path);

@@ -162,7 +162,7 @@ public sealed class IdentityOptions
     /// <summary>Longest a validated token stays cached (never beyond its own expiry). Default 5 min; range 1 s–1 h.</summary>
     public TimeSpan CacheMaxLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>On an unknown <c>kid</c>, JWKS is refetched at most once per this interval per issuer. Default 30 s; range 1 s–1 h.</summary>
+    /// <summary>On an unknown <c>kid</c>, JWKS is refetched at most once per this interval per issuer while the issuer answers (a kid missing from that refetch is denied <c>invalid_token</c> until the interval passes); after a failed fetch, fetches back off from 1 s, doubling, up to this interval. Default 30 s; range 1 s–1 h.</summary>
     public TimeSpan JwksRefetchInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Keys are refreshed in the background this often even without an unknown <c>kid</c>. Default 12 h; range 1 min–7 d.</summary>
@@ -171,8 +171,11 @@ public sealed class IdentityOptions
     /// <summary>Longest cached keys are trusted while refreshes fail; after it, tokens of that issuer are denied 503 <c>dependency_unavailable</c>. Default 24 h; range 1 min–30 d; at least <see cref="JwksAutomaticRefreshInterval"/>.</summary>
     public TimeSpan JwksMaxAge { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>Timeout of one discovery or JWKS request. Default 5 s; range 100 ms–60 s.</summary>
+    /// <summary>Time budget of one key fetch in total (discovery and JWKS together, every read included). Default 5 s; range 100 ms–60 s.</summary>
     public TimeSpan MetadataTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Largest discovery document or JWKS accepted, in bytes; a larger one fails the fetch (cached keys keep serving). Default 1048576 (1 MiB); range 4096–67108864.</summary>
+    public int MaxMetadataBytes { get; set; } = 1 << 20;
 
     /// <summary>Trusted token issuers. Default none (only dev mode adds one).</summary>
     public List<IssuerOptions> Issuers { get; set; } = [];
@@ -252,6 +255,9 @@ public sealed class PolicyOptions
     /// <summary>Timeout of one bundle download. Default 10 s; range 100 ms–5 min.</summary>
     public TimeSpan BundleTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Largest bundle accepted, in bytes, both as downloaded (chunked or not) and decompressed. Default 67108864 (64 MiB); range 1024–1073741824.</summary>
+    public long MaxBundleBytes { get; set; } = 64L << 20;
+
     /// <summary>How often the policy's files are checked for changes (a watcher also triggers at once). Default 2 s; 0 disables hot reload; range 0–1 h.</summary>
     public TimeSpan ReloadInterval { get; set; } = TimeSpan.FromSeconds(2);
 
@@ -314,6 +320,9 @@ public sealed class RemoteOpaOptions
 
     /// <summary>Timeout of one decision request. Default 150 ms (below Envoy's 200 ms); range 1 ms–30 s.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>Largest decision answer accepted, in bytes; a larger one is a <c>policy_error</c>. Default 4194304 (4 MiB); range 1024–67108864.</summary>
+    public int MaxResponseBytes { get; set; } = 4 << 20;
 }
 
 /// <summary>Response options.</summary>

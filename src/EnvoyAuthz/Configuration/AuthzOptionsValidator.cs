@@ -81,6 +81,7 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         Range(e, $"{S}:Identity:JwksRefetchInterval", id.JwksRefetchInterval, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         Range(e, $"{S}:Identity:JwksAutomaticRefreshInterval", id.JwksAutomaticRefreshInterval, TimeSpan.FromMinutes(1), TimeSpan.FromDays(7));
         Range(e, $"{S}:Identity:MetadataTimeout", id.MetadataTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(60));
+        Range(e, $"{S}:Identity:MaxMetadataBytes", id.MaxMetadataBytes, 4096, 64 << 20);
         Range(e, $"{S}:Identity:JwksMaxAge", id.JwksMaxAge, TimeSpan.FromMinutes(1), TimeSpan.FromDays(30));
         if (id.JwksMaxAge < id.JwksAutomaticRefreshInterval)
         {
@@ -203,6 +204,11 @@ public sealed partial class AuthzOptionsValidator : IValidateOptions<AuthzOption
         Range(e, $"{S}:Policy:HttpSend:MaxResponseBytes", p.HttpSend.MaxResponseBytes, 1024, 64 << 20);
         Range(e, $"{S}:Policy:BundlePollInterval", p.BundlePollInterval, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         Range(e, $"{S}:Policy:BundleTimeout", p.BundleTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5));
+        if (p.MaxBundleBytes is < 1024 or > 1L << 30)
+        {
+            e.Add($"{S}:Policy:MaxBundleBytes is {p.MaxBundleBytes}; it must be between 1024 and 1073741824.");
+        }
+        Range(e, $"{S}:Policy:RemoteOpa:MaxResponseBytes", p.RemoteOpa.MaxResponseBytes, 1024, 64 << 20);
         if (p.Path is not null && p.Engine != PolicyEngines.Rego)
         {
             e.Add($"{S}:Policy:Path is only used by the rego engine (Engine is '{p.Engine}').");

@@ -132,6 +132,9 @@ public static class AuthzHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        // The host's own errors repeat what Program reports once (a start-up error, a faulted service);
+        // its Critical line for a faulted background service (with the exception) stays.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         configureLogging?.Invoke(builder.Logging);
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -152,6 +155,8 @@ public static class AuthzHost
 
         var s = builder.Services;
         s.AddSingleton(options);
+        // A background service that faults stops the host, and Program exits non-zero (FaultedServices).
+        s.Configure<HostOptions>(h => h.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost);
         s.TryAddSingleton(TimeProvider.System);
         s.AddSingleton(new AuthzMetrics(Prometheus.Metrics.NewCustomRegistry()));
         s.AddHttpClient("oidc-metadata");
@@ -217,6 +222,15 @@ public static class AuthzHost
         {
             throw new ConfigurationErrorsException([.. ex.Errors.Select(err => $"{AuthzOptions.SectionName}:Policy:Path: {err}")]);
         }
+        try
+        {
+            // Fail fast likewise on the connections file: a missing or broken one stops the start with one message.
+            app.Services.GetService<FileConnectionSource>()?.LoadInitial();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConfigurationErrorsException([$"{AuthzOptions.SectionName}:Airflow:Connections:File: {ex.Message}"]);
+        }
 
         // Each endpoint answers only on its own listener.
         app.Use(async (ctx, next) =>
@@ -243,8 +257,8 @@ public static class AuthzHost
         app.Map(Http.HttpAuthorizationEndpoint.Prefix, (HttpContext ctx, CheckPipeline pipeline) =>
             Http.HttpAuthorizationEndpoint.HandleAsync(ctx, pipeline, options));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/readyz", (CheckPipeline pipeline) =>
-            pipeline.Ready ? Results.Text("ready\n") : Results.Text("not ready: signing keys or policy not loaded\n", statusCode: 503));
+        app.MapGet("/readyz", (HttpContext ctx) =>
+            IsReady(ctx.RequestServices) ? Results.Text("ready\n") : Results.Text("not ready: " + NotReadyReason + "\n", statusCode: 503));
         var metrics = app.Services.GetRequiredService<AuthzMetrics>();
         app.MapMetrics("/metrics", metrics.Registry);
 
@@ -259,11 +273,30 @@ public static class AuthzHost
         return app;
     }
 
+    private const string NotReadyReason = "signing keys, policy or Airflow connections not loaded";
+
+    /// <summary>
+    /// Ready when the pipeline is (keys, policy, warm-up) and every configured Airflow connection
+    /// source has loaded at least once (an API source that never answered keeps the pod out of the Service).
+    /// </summary>
+    internal static bool IsReady(IServiceProvider services) =>
+        services.GetRequiredService<CheckPipeline>().Ready && services.GetService<ConnectionCatalog>()?.AllLoaded != false;
+
+    /// <summary>
+    /// The background services whose <c>ExecuteAsync</c> faulted (they stopped the host): Program
+    /// exits non-zero when there are any, so a supervisor restarts the service instead of treating
+    /// the stop as a clean exit.
+    /// </summary>
+    public static IReadOnlyList<string> FaultedServices(IServiceProvider services) =>
+        [.. services.GetServices<IHostedService>().OfType<BackgroundService>()
+            .Where(s => s.ExecuteTask is { IsFaulted: true })
+            .Select(s => $"{s.GetType().Name}: {s.ExecuteTask!.Exception!.InnerException?.GetType().Name ?? "fault"}")];
+
     /// <summary>Readiness for the gRPC health service and <c>/readyz</c>.</summary>
-    private sealed class ReadinessCheck(CheckPipeline pipeline) : IHealthCheck
+    private sealed class ReadinessCheck(IServiceProvider services) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-            Task.FromResult(pipeline.Ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("signing keys or policy not loaded"));
+            Task.FromResult(IsReady(services) ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy(NotReadyReason));
     }
 }
 

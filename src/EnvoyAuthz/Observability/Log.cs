@@ -59,13 +59,15 @@ internal static partial class PolicyLog
         Message = "policy loaded from {Path}: {ModuleCount} modules, revision '{Revision}'")]
     public static partial void PolicyLoaded(ILogger logger, string path, int moduleCount, string revision);
 
-    [LoggerMessage(EventId = 1203, EventName = "PolicyRejected", Level = LogLevel.Error,
+    // Error for a new problem, Debug when the same problem repeats (ReloadingSource logs each failure once).
+    [LoggerMessage(EventId = 1203, EventName = "PolicyRejected",
         Message = "policy at {Path} rejected ({ErrorCount} errors); the last good policy keeps serving: {Errors}")]
-    public static partial void PolicyRejected(ILogger logger, string path, int errorCount, string errors);
+    public static partial void PolicyRejected(ILogger logger, LogLevel level, string path, int errorCount, string errors);
 
-    [LoggerMessage(EventId = 1205, EventName = "BundleDownloadFailed", Level = LogLevel.Warning,
+    // Warning for a new problem, Debug when the same problem repeats.
+    [LoggerMessage(EventId = 1205, EventName = "BundleDownloadFailed",
         Message = "policy bundle download from {Url} failed ({Cause}); the last good policy keeps serving")]
-    public static partial void BundleDownloadFailed(ILogger logger, string url, string cause);
+    public static partial void BundleDownloadFailed(ILogger logger, LogLevel level, string url, string cause);
 
     [LoggerMessage(EventId = 1204, EventName = "EvaluationFailed", Level = LogLevel.Warning,
         Message = "policy evaluation failed: {Code}: {Message}")]

@@ -1,7 +1,9 @@
 using System.Formats.Tar;
 using System.IO.Compression;
+using System.IO.Enumeration;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using EnvoyAuthz.Rego;
 using YamlDotNet.RepresentationModel;
 
@@ -13,7 +15,7 @@ namespace EnvoyAuthz.Policy;
 /// (<c>a/b/data.json</c> → <c>data.a.b</c>), as OPA's loader does. Test modules (<c>*_test.rego</c>)
 /// are included too: their rules live in their own packages and are never the decision path.
 /// </summary>
-public sealed class PolicyBundle
+public sealed partial class PolicyBundle
 {
     private PolicyBundle(IReadOnlyList<RegoModuleSource> modules, RegoObject data, string revision, string fingerprint)
     {
@@ -35,23 +37,30 @@ public sealed class PolicyBundle
     /// <summary>A hash of every file read (what changed detection compares).</summary>
     public string Fingerprint { get; }
 
-    /// <summary>A cheap fingerprint of a folder or bundle (names, sizes, times), to detect changes without reading.</summary>
+    /// <summary>Largest bundle (downloaded, or decompressed) accepted unless configured otherwise.</summary>
+    public const long DefaultMaxBytes = 64L << 20;
+
+    private const int MaxYamlNodes = 1_000_000;
+    private const int MaxYamlDepth = 256;
+
+    /// <summary>
+    /// A cheap fingerprint of a folder or bundle (names, sizes, times of the files a symbolic link
+    /// points at), to detect changes without reading; a missing path stamps as <c>missing</c>.
+    /// </summary>
     public static string Stamp(string path)
     {
         var sb = new StringBuilder();
         if (File.Exists(path))
         {
-            var fi = new FileInfo(path);
-            sb.Append(fi.Length).Append('@').Append(fi.LastWriteTimeUtc.Ticks);
+            Append(sb, path);
         }
         else if (Directory.Exists(path))
         {
             foreach (var f in PolicyFiles(path))
             {
-                // A ConfigMap volume swaps the target behind an unchanged link: stamp the target.
-                var link = new FileInfo(f);
-                var fi = link.LinkTarget is null ? link : link.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? link;
-                sb.Append(f).Append(':').Append(fi.FullName).Append('#').Append(fi.Exists ? fi.Length : -1).Append('@').Append(fi.Exists ? fi.LastWriteTimeUtc.Ticks : 0).Append(';');
+                sb.Append(f).Append(':');
+                Append(sb, f);
+                sb.Append(';');
             }
         }
         else
@@ -59,21 +68,51 @@ public sealed class PolicyBundle
             sb.Append("missing");
         }
         return sb.ToString();
+
+        static void Append(StringBuilder sb, string file)
+        {
+            // Through symbolic links (a Kubernetes ConfigMap swaps a directory link): the target's size and time.
+            var fi = new FileInfo(file);
+            var target = fi.LinkTarget is null ? fi : fi.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? fi;
+            if (target.Exists)
+            {
+                sb.Append(target.FullName).Append('#').Append(target.Length).Append('@').Append(target.LastWriteTimeUtc.Ticks);
+            }
+            else
+            {
+                sb.Append("dangling");
+            }
+        }
     }
 
-    /// <summary>Reads a folder or a <c>.tar.gz</c> bundle. Throws <see cref="PolicyLoadException"/> on unreadable content.</summary>
-    public static PolicyBundle Load(string path)
+    /// <summary>
+    /// Reads a folder or a <c>.tar.gz</c> bundle. Throws <see cref="PolicyLoadException"/> on
+    /// unreadable content, and when the path is missing (a deleted policy is a failed load,
+    /// never an empty policy).
+    /// </summary>
+    public static PolicyBundle Load(string path) => Load(path, DefaultMaxBytes);
+
+    /// <summary><see cref="Load(string)"/> with a size limit for a bundle file (decompressed).</summary>
+    public static PolicyBundle Load(string path, long maxBytes)
     {
         var files = new List<(string Name, byte[] Content)>();
         if (File.Exists(path))
         {
-            ReadTarGz(path, files);
+            ReadTarGz(path, files, maxBytes);
         }
         else if (Directory.Exists(path))
         {
-            foreach (var f in PolicyFiles(path))
+            try
             {
-                files.Add((Path.GetRelativePath(path, f).Replace('\\', '/'), File.ReadAllBytes(f)));
+                foreach (var f in PolicyFiles(path))
+                {
+                    files.Add((Path.GetRelativePath(path, f).Replace('\\', '/'), File.ReadAllBytes(f)));
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Deleted or replaced while being read: a failed load; the next change reloads.
+                throw new PolicyLoadException([$"{path}: cannot be read ({ex.GetType().Name}: {ex.Message})"]);
             }
         }
         else
@@ -81,6 +120,23 @@ public sealed class PolicyBundle
             throw new PolicyLoadException([$"{path}: no such policy folder or bundle"]);
         }
         return FromFiles(files);
+    }
+
+    /// <summary>
+    /// The policy files under <paramref name="folder"/>, in ordinal order. Folders whose name starts
+    /// with <c>.</c> are skipped, as <c>opa run --ignore '.*'</c> does: they hold tooling state, and a
+    /// Kubernetes ConfigMap volume keeps a second copy of every file in <c>..data/</c> and a
+    /// timestamped <c>..YYYY_…</c> folder.
+    /// </summary>
+    private static IEnumerable<string> PolicyFiles(string folder)
+    {
+        var files = new FileSystemEnumerable<string>(folder, (ref FileSystemEntry e) => e.ToFullPath(),
+            new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry e) => !e.IsDirectory && IsPolicyFile(e.FileName.ToString()),
+            ShouldRecursePredicate = (ref FileSystemEntry e) => !e.FileName.StartsWith('.'),
+        };
+        return files.Order(StringComparer.Ordinal);
     }
 
     /// <summary>Builds a bundle from named files (relative paths with <c>/</c>).</summary>
@@ -119,9 +175,20 @@ public sealed class PolicyBundle
                     }
                 }
             }
-            catch (Exception ex) when (ex is System.Text.Json.JsonException or YamlDotNet.Core.YamlException or FormatException or InvalidOperationException)
+            catch (YamlDotNet.Core.YamlException ex)
             {
-                errors.Add($"{name}: {ex.Message}");
+                errors.Add($"{name}:{ex.Start.Line}:{ex.Start.Column}: {Flatten(MarkPrefix().Replace(ex.Message, ""))}");
+            }
+            catch (System.Text.Json.JsonException ex)
+            {
+                errors.Add(ex.LineNumber is { } line ? $"{name}:{line + 1}:{(ex.BytePositionInLine ?? 0) + 1}: {Flatten(ex.Message)}" : $"{name}: {Flatten(ex.Message)}");
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Any other fault reading one file (a cast, a limit) is that file's problem, never the process's.
+                var message = Flatten(ex.Message);
+                var known = ex is FormatException or InvalidOperationException or InvalidDataException;
+                errors.Add(known && message.StartsWith(name + ":", StringComparison.Ordinal) ? message : $"{name}: {(known ? "" : ex.GetType().Name + ": ")}{message}");
             }
         }
         if (modules.Count == 0)
@@ -135,16 +202,6 @@ public sealed class PolicyBundle
         return new PolicyBundle(modules, ToRego(data), revision, Convert.ToHexString(hash.GetHashAndReset()));
     }
 
-    /// <summary>
-    /// The policy files under <paramref name="folder"/>, skipping folders whose name starts with
-    /// <c>.</c> (as <c>opa run --ignore '.*'</c>): a Kubernetes ConfigMap volume holds a second copy
-    /// of every file in <c>..data/</c> and its timestamped <c>..YYYY_…</c> folder.
-    /// </summary>
-    private static IEnumerable<string> PolicyFiles(string folder) =>
-        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(f => IsPolicyFile(f) && !Path.GetRelativePath(folder, Path.GetDirectoryName(f)!).Split('/', '\\').Any(d => d.StartsWith('.') && d != "."))
-            .Order(StringComparer.Ordinal);
-
     private static bool IsPolicyFile(string f)
     {
         var name = Path.GetFileName(f);
@@ -152,20 +209,24 @@ public sealed class PolicyBundle
     }
 
     /// <summary>Reads an OPA bundle (<c>.tar.gz</c>) from memory, e.g. a downloaded one.</summary>
-    public static PolicyBundle FromTarGz(byte[] content, string origin)
+    public static PolicyBundle FromTarGz(byte[] content, string origin) => FromTarGz(content, origin, DefaultMaxBytes);
+
+    /// <summary><see cref="FromTarGz(byte[], string)"/> with a limit on the decompressed size.</summary>
+    public static PolicyBundle FromTarGz(byte[] content, string origin, long maxBytes)
     {
         var files = new List<(string, byte[])>();
-        ReadTarGz(origin, files, () => new MemoryStream(content, writable: false));
+        ReadTarGz(origin, files, () => new MemoryStream(content, writable: false), maxBytes);
         return FromFiles(files);
     }
 
-    private static void ReadTarGz(string path, List<(string, byte[])> files) => ReadTarGz(path, files, () => File.OpenRead(path));
+    private static void ReadTarGz(string path, List<(string, byte[])> files, long maxBytes) => ReadTarGz(path, files, () => File.OpenRead(path), maxBytes);
 
-    private static void ReadTarGz(string path, List<(string, byte[])> files, Func<Stream> open)
+    private static void ReadTarGz(string path, List<(string, byte[])> files, Func<Stream> open, long maxBytes)
     {
         try
         {
-            using var gz = new GZipStream(open(), CompressionMode.Decompress);
+            // Every decompressed byte counts, skipped entries too: a small gzip cannot expand without bound.
+            using var gz = new LimitedReadStream(new GZipStream(open(), CompressionMode.Decompress), maxBytes, path);
             using var tar = new TarReader(gz);
             long total = 0;
             while (tar.GetNextEntry() is { } entry)
@@ -184,9 +245,9 @@ public sealed class PolicyBundle
                     continue;
                 }
                 total += entry.Length;
-                if (total > 64L << 20)
+                if (total > maxBytes)
                 {
-                    throw new PolicyLoadException([$"{path}: bundle larger than 64 MiB"]);
+                    throw new PolicyLoadException([$"{path}: bundle larger than {maxBytes} bytes"]);
                 }
                 using var ms = new MemoryStream();
                 entry.DataStream.CopyTo(ms);
@@ -257,20 +318,67 @@ public sealed class PolicyBundle
         return b.Build();
     }
 
+    private static string Flatten(string message) => message.ReplaceLineEndings(" ");
+
+    /// <summary>The <c>(Line: 1, Col: 3, Idx: 2) - (…): </c> prefix YamlDotNet may put before its message (the location is given as file:line:col instead).</summary>
+    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\):\s*")]
+    private static partial Regex MarkPrefix();
+
+    /// <summary>
+    /// A <c>data.yaml</c> document as a value: mappings with scalar keys, sequences, and YAML 1.2
+    /// core-schema scalars. Any other key (a sequence or mapping used as a key), more than
+    /// <see cref="MaxYamlNodes"/> nodes (aliases count each time they are used) or nesting deeper
+    /// than <see cref="MaxYamlDepth"/> is an error naming line and column.
+    /// </summary>
     private static RegoValue YamlToRego(string text)
     {
         var yaml = new YamlStream();
         yaml.Load(new StringReader(text));
-        return yaml.Documents.Count == 0 ? new RegoObject.Builder().Build() : Node(yaml.Documents[0].RootNode);
-
-        static RegoValue Node(YamlNode n) => n switch
+        if (yaml.Documents.Count == 0)
         {
-            YamlMappingNode m => m.Children.Aggregate(new RegoObject.Builder(m.Children.Count),
-                (b, kv) => b.Add(((YamlScalarNode)kv.Key).Value ?? "", Node(kv.Value))).Build(),
-            YamlSequenceNode s => RegoArray.From(s.Children.Select(Node)),
-            YamlScalarNode sc => Scalar(sc),
-            _ => RegoValue.Null,
-        };
+            return new RegoObject.Builder().Build();
+        }
+        var budget = MaxYamlNodes;
+        return Node(yaml.Documents[0].RootNode, 0, ref budget);
+
+        static RegoValue Node(YamlNode n, int depth, ref int budget)
+        {
+            if (--budget < 0)
+            {
+                throw Problem(n, $"more than {MaxYamlNodes} nodes");
+            }
+            if (depth > MaxYamlDepth)
+            {
+                throw Problem(n, $"nested deeper than {MaxYamlDepth} levels");
+            }
+            switch (n)
+            {
+                case YamlMappingNode m:
+                    var b = new RegoObject.Builder(m.Children.Count);
+                    foreach (var (key, value) in m.Children)
+                    {
+                        if (key is not YamlScalarNode scalarKey)
+                        {
+                            throw Problem(key, "a mapping key must be a scalar, not a sequence or a mapping");
+                        }
+                        b.Add(scalarKey.Value ?? "", Node(value, depth + 1, ref budget));
+                    }
+                    return b.Build();
+                case YamlSequenceNode s:
+                    var items = new List<RegoValue>(s.Children.Count);
+                    foreach (var c in s.Children)
+                    {
+                        items.Add(Node(c, depth + 1, ref budget));
+                    }
+                    return RegoArray.From(items);
+                case YamlScalarNode sc:
+                    return Scalar(sc);
+                default:
+                    throw Problem(n, "unsupported YAML node");
+            }
+        }
+
+        static YamlDotNet.Core.YamlException Problem(YamlNode n, string message) => new(n.Start, n.End, message);
 
         static RegoValue Scalar(YamlScalarNode s)
         {
@@ -286,6 +394,49 @@ public sealed class PolicyBundle
                 "false" or "False" or "FALSE" => RegoValue.False,
                 _ => RegoNumber.TryParse(v, out var num) ? num : RegoValue.From(v),
             };
+        }
+    }
+
+    /// <summary>A read-only stream that fails once more than a limit has been read through it.</summary>
+    private sealed class LimitedReadStream(Stream inner, long limit, string origin) : Stream
+    {
+        private long _read;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+
+        public override int Read(Span<byte> buffer) => Count(inner.Read(buffer));
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+
+        private int Count(int n)
+        {
+            _read += n;
+            if (_read > limit)
+            {
+                throw new PolicyLoadException([$"{origin}: bundle larger than {limit} bytes decompressed"]);
+            }
+            return n;
         }
     }
 }

@@ -21,6 +21,7 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
     private readonly Uri _endpoint;
     private readonly ILogger _logger;
     private readonly Resilience.DependencyGuard _guard;
+    private readonly int _maxResponseBytes;
 
     /// <summary>Creates the engine.</summary>
     public RemoteOpaPolicyEngine(AuthzOptions options, IHttpClientFactory clients, Resilience.DependencyGuards guards, ILogger<RemoteOpaPolicyEngine> logger)
@@ -29,6 +30,7 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
         _http = clients.CreateClient("remote-opa");
         _endpoint = new Uri(options.Policy.RemoteOpa.Url!.TrimEnd('/') + "/v1/data/" + DecisionPaths.ToSlashPath(options.Policy.DecisionPath));
         _logger = logger;
+        _maxResponseBytes = options.Policy.RemoteOpa.MaxResponseBytes;
     }
 
     /// <inheritdoc />
@@ -55,10 +57,11 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
         {
             var (status, body) = await _guard.ExecuteAsync(async ct =>
             {
-                using var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
-                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                using var response = await _http.PostAsync(_endpoint, content, ct).ConfigureAwait(false);
-                var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+                using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = new ReadOnlyMemoryContent(buffer.WrittenMemory) };
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                // Headers first, then at most MaxResponseBytes, all within this call's timeout and the Check's budget.
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                var bytes = await Resilience.BoundedHttp.ReadBodyAsync(response, _maxResponseBytes, "the policy service's answer", ct).ConfigureAwait(false);
                 if (response.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout)
                 {
                     // OPA (or what fronts it) is unavailable: a failure for the breaker.
@@ -76,6 +79,11 @@ public sealed class RemoteOpaPolicyEngine : IPolicyEngine
                 return PolicyResult.Error(ReasonCode.PolicyError, "the policy service's answer is not an object");
             }
             return PolicyResult.Of(doc.TryGetValue("result", out var result) ? result : null);
+        }
+        catch (Resilience.DependencyUnavailableException ex) when (ex.InnerException is Resilience.ResponseTooLargeException tooLarge)
+        {
+            PolicyLog.RemoteOpaFailed(_logger, "ResponseTooLarge", tooLarge.Message);
+            return PolicyResult.Error(ReasonCode.PolicyError, "the policy service's answer is too large");
         }
         catch (Resilience.DependencyUnavailableException ex)
         {

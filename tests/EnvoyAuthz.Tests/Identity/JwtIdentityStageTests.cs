@@ -240,6 +240,7 @@ public sealed class JwtIdentityStageTests : IAsyncLifetime
         Assert.Equal(IdentityStatus.Unavailable, result.Status);
         Assert.Equal(ReasonCode.DependencyUnavailable, result.Reason);
         _idp.Failing = false;
+        _time.Advance(TimeSpan.FromSeconds(5)); // past the backoff after the failed fetches (1 s, then 2 s)
         Assert.Equal(IdentityStatus.Valid, (await stage.AuthenticateAsync(Bearer(_idp.Mint(_time.GetUtcNow())), TestContext.Current.CancellationToken)).Status);
     }
 
