@@ -253,8 +253,13 @@ internal sealed class Parser
         }
         else if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore)
         {
-            rule.Body = BraceBody();
-            hasBody = true;
+            // Rego v1: a body needs `if`; a v0 `p[x] { ... }` would otherwise build an object
+            throw new RegoParseException($"`if` keyword is required before {RuleWord(rule)} body", rule.Loc.Line, rule.Loc.Col);
+        }
+        if (!hasBody && rule.Value is null && !rule.IsContains)
+        {
+            // Rego v1: a bare head (`p`, `q.r`, `deny[msg]`) is neither a value nor a body
+            throw new RegoParseException($"{RuleWord(rule)} must have value assignment and/or body declaration", rule.Loc.Line, rule.Loc.Col);
         }
         if (!hasBody)
         {
@@ -279,7 +284,7 @@ internal sealed class Parser
                 if (Cur.Kind == Tok.LBrace && LooksLikeBodyBlock()) e.Body = BraceBody();
                 else e.Body = new Body([ExprWithMods()]);
             }
-            else if (Cur.Kind == Tok.LBrace) e.Body = BraceBody();
+            else if (Cur.Kind == Tok.LBrace) throw new RegoParseException($"`if` keyword is required before {RuleWord(rule)} body", e.Loc.Line, e.Loc.Col);
             else e.Body = new Body([new Expr { Kind = ExprKind.Term, Term = new ScalarTerm(RegoValue.True) { Loc = e.Loc }, Loc = e.Loc }]);
             cur.Else = e;
             cur = e;
@@ -289,6 +294,8 @@ internal sealed class Parser
         if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore) throw Err("unexpected { token");
         return result;
     }
+
+    private static string RuleWord(Rule rule) => rule.Args is null ? "rule" : "function";
 
     /// <summary>After `if`, a `{` opens a body unless it is an object/set literal expression like `{1} == x`.</summary>
     private bool LooksLikeBodyBlock()
