@@ -243,6 +243,7 @@ internal sealed class Parser
             _p++;
             rule.Value = TermIn();
         }
+        if (rule.IsDefault) CheckDefaultValue(rule);
         bool hasBody = false;
         if (IsIdent("if") && !Cur.NewlineBefore)
         {
@@ -293,6 +294,32 @@ internal sealed class Parser
         // v0-style chained bodies `p { a } { b }` are not Rego v1; treat as error
         if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore) throw Err("unexpected { token");
         return result;
+    }
+
+    /// <summary>OPA: a default value is a constant; comprehensions may hold anything.</summary>
+    private static void CheckDefaultValue(Rule rule)
+    {
+        if (rule.Value is null)
+            throw new RegoParseException("illegal default rule (must have a value)", rule.Loc.Line, rule.Loc.Col);
+        var bad = Illegal(rule.Value);
+        if (bad is not null)
+            throw new RegoParseException($"illegal default rule (value cannot contain {bad})", rule.Loc.Line, rule.Loc.Col);
+        if (rule.Args is not null)
+            foreach (var a in rule.Args)
+                if (a is not VarTerm)
+                    throw new RegoParseException($"illegal default rule (arguments cannot contain {Illegal(a) ?? "a non-var"})", rule.Loc.Line, rule.Loc.Col);
+
+        static string? Illegal(Term t) => t switch
+        {
+            RefTerm => "ref",
+            VarTerm => "var",
+            CallTerm => "call",
+            TemplateTerm => "call",
+            ArrayTerm a => a.Items.Select(Illegal).FirstOrDefault(x => x is not null),
+            SetTerm s => s.Items.Select(Illegal).FirstOrDefault(x => x is not null),
+            ObjectTerm o => o.Items.Select(i => Illegal(i.Key) ?? Illegal(i.Value)).FirstOrDefault(x => x is not null),
+            _ => null,
+        };
     }
 
     private static string RuleWord(Rule rule) => rule.Args is null ? "rule" : "function";
