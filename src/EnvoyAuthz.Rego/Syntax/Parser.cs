@@ -521,11 +521,14 @@ internal sealed class Parser
         return left;
     }
 
-    /// <summary>Finishes a term whose first operand was parsed at the <c>&amp;</c> level (as a comprehension head is): the same term <see cref="TermIn"/> would have read.</summary>
-    private Term ContinueFromAnd(Term andOperand) =>
-        ContinueIn(Continue(Continue(andOperand, TermAnd, OrOp), TermOr, RelationOp));
+    /// <summary>A single term (a comprehension head): a primary with its refs and calls, or a negated one; no infix operator.</summary>
+    private Term SingleTerm() => Cur.Kind == Tok.Minus ? TermUnary() : Postfix(Primary());
 
-    // Left-associative binary levels, loosest first; an operator must stay on the operand's line.
+    /// <summary>Finishes a term whose first operand was parsed as a single term (as a comprehension head is): the same term <see cref="TermIn"/> would have read.</summary>
+    private Term ContinueFromUnary(Term operand) =>
+        ContinueIn(Continue(Continue(Continue(Continue(Continue(operand, TermUnary, FactorOp), TermFactor, ArithOp), TermArith, AndOp), TermAnd, OrOp), TermOr, RelationOp));
+
+    // Left-associative binary levels, loosest first.
     private static string? RelationOp(Tok k) => k switch
     {
         Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
@@ -552,7 +555,8 @@ internal sealed class Parser
     /// <summary>One precedence level after its first operand: <c>left (op next)*</c>, where <paramref name="op"/> names the builtin of a token, or null.</summary>
     private Term Continue(Term left, Func<Term> next, Func<Tok, string?> op)
     {
-        while (!Cur.NewlineBefore && op(Cur.Kind) is { } name)
+        // an infix operator may also lead the next line: OPA reads `a\n  + b` as one expression
+        while (op(Cur.Kind) is { } name)
         {
             var loc = L(Cur);
             _p++;
@@ -752,12 +756,12 @@ internal sealed class Parser
         try
         {
             if (Cur.Kind == Tok.RBrack) { _p++; return new ArrayTerm([]) { Loc = loc }; }
-            // A comprehension head binds tighter than `|`; when no body follows, the same operand
-            // continues as the first element.
-            var head = TermAnd();
+            // A comprehension head is a single term (as OPA parses it): `[a & b | c]` is an array
+            // holding `a & b | c`. When no body follows, the same operand continues as the first element.
+            var head = SingleTerm();
             if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrack, out var body))
                 return new ComprehensionTerm(ComprehensionKind.Array, head, null, body!) { Loc = loc };
-            var items = new List<Term> { ContinueFromAnd(head) };
+            var items = new List<Term> { ContinueFromUnary(head) };
             while (Cur.Kind == Tok.Comma)
             {
                 _p++;
@@ -780,7 +784,7 @@ internal sealed class Parser
         try
         {
             if (Cur.Kind == Tok.RBrace) { _p++; return new ObjectTerm([]) { Loc = loc }; }
-            var head = TermAnd();
+            var head = SingleTerm();
             if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var setBody))
                 return new ComprehensionTerm(ComprehensionKind.Set, head, null, setBody!) { Loc = loc };
             Term first;
@@ -789,18 +793,22 @@ internal sealed class Parser
             {
                 // `{k: v | body}` or an object whose first key is `k`
                 _p++;
-                var val = TermAnd();
+                var val = SingleTerm();
                 if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var objBody))
                     return new ComprehensionTerm(ComprehensionKind.Object, head, val, objBody!) { Loc = loc };
                 first = head;
-                firstValue = ContinueFromAnd(val);
+                firstValue = ContinueFromUnary(val);
             }
             else
             {
-                first = ContinueFromAnd(head);
+                first = ContinueFromUnary(head);
                 if (Cur.Kind != Tok.Colon) return SetRest(first, loc);
+                // `{a + 1: v | body}` is still an object comprehension; its value is again a single term
                 _p++;
-                firstValue = TermIn();
+                var val = SingleTerm();
+                if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var objBody))
+                    return new ComprehensionTerm(ComprehensionKind.Object, first, val, objBody!) { Loc = loc };
+                firstValue = ContinueFromUnary(val);
             }
             var items = new List<(Term, Term)> { (first, firstValue) };
             while (Cur.Kind == Tok.Comma)
