@@ -12,6 +12,8 @@ public sealed class RegoCompileOptions
     public int MaxModuleBytes { get; init; } = 4 * 1024 * 1024;
     /// <summary>Maximum nesting depth of terms and bodies accepted by the parser. Default 512.</summary>
     public int MaxNestingDepth { get; init; } = 512;
+    /// <summary>Whether test-only builtins (<c>test.sleep</c>) may be called: for test runners, never for a served policy. Default false.</summary>
+    public bool AllowTestBuiltins { get; init; }
 }
 
 /// <summary>A compile error with OPA's error code and location.</summary>

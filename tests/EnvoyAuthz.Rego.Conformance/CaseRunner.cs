@@ -37,7 +37,7 @@ public static class CaseRunner
     public static CaseOutcome RunInline(ConformanceCase c, CancellationToken ct, TimeSpan timeout)
     {
         var modules = c.Modules.Select((m, i) => new RegoModuleSource($"test-{i}.rego", m)).ToList();
-        var compiled = RegoCompiler.Compile(modules, c.Data);
+        var compiled = RegoCompiler.Compile(modules, c.Data, new RegoCompileOptions { AllowTestBuiltins = true });
         if (!compiled.Success)
         {
             var msg = string.Join("; ", compiled.Errors.Select(e => e.ToString()));

@@ -5,7 +5,8 @@ internal static class Json
 {
     private sealed class PathTree
     {
-        public readonly Dictionary<string, PathTree> Children = new(StringComparer.Ordinal);
+        // segments keep their type (as OPA's path object does): a number 1 is no array index "1" and no key "1"
+        public readonly Dictionary<RegoValue, PathTree> Children = new();
         public bool Leaf;
     }
 
@@ -49,10 +50,10 @@ internal static class Json
         var root = new PathTree();
         foreach (var it in items)
         {
-            List<string> segs = it switch
+            List<RegoValue> segs = it switch
             {
-                RegoString s => SplitPath(s.Value),
-                RegoArray pa => pa.Items.Select(Seg).ToList(),
+                RegoString s => SplitPath(s.Value).Select(x => (RegoValue)new RegoString(x)).ToList(),
+                RegoArray pa => pa.Items.ToList(),
                 _ => throw BuiltinException.TypeMsg(fn, $"operand {i + 1} must be one of {{set, array}} containing string paths or array of path segments but got {it.TypeName}"),
             };
             var node = root;
@@ -75,7 +76,7 @@ internal static class Json
         return t.Split('/').Select(s => s.Replace("~1", "/").Replace("~0", "~")).ToList();
     }
 
-    private static string Seg(RegoValue v) => v is RegoString s ? s.Value : v.ToString();
+    private static RegoValue Index(int i) => new RegoString(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     private static RegoValue Remove(RegoValue v, PathTree t)
     {
@@ -86,7 +87,7 @@ internal static class Json
                     var b = new RegoObject.Builder(o.Count);
                     foreach (var kv in o.Pairs)
                     {
-                        if (t.Children.TryGetValue(Seg(kv.Key), out var c))
+                        if (t.Children.TryGetValue(kv.Key, out var c))
                         {
                             if (c.Leaf) continue;
                             b.Add(kv.Key, Remove(kv.Value, c));
@@ -100,7 +101,7 @@ internal static class Json
                     var list = new List<RegoValue>();
                     for (int i = 0; i < arr.Count; i++)
                     {
-                        if (t.Children.TryGetValue(i.ToString(System.Globalization.CultureInfo.InvariantCulture), out var c))
+                        if (t.Children.TryGetValue(Index(i), out var c))
                         {
                             if (c.Leaf) continue;
                             list.Add(Remove(arr.Items[i], c));
@@ -114,7 +115,7 @@ internal static class Json
                     var list = new List<RegoValue>();
                     foreach (var x in s.Items)
                     {
-                        if (t.Children.TryGetValue(Seg(x), out var c))
+                        if (t.Children.TryGetValue(x, out var c))
                         {
                             if (c.Leaf) continue;
                             list.Add(Remove(x, c));
@@ -136,7 +137,7 @@ internal static class Json
                 {
                     var b = new RegoObject.Builder();
                     foreach (var kv in o.Pairs)
-                        if (t.Children.TryGetValue(Seg(kv.Key), out var c))
+                        if (t.Children.TryGetValue(kv.Key, out var c))
                         {
                             var f = Filter(kv.Value, c);
                             if (f is not null) b.Add(kv.Key, f);
@@ -147,7 +148,7 @@ internal static class Json
                 {
                     var list = new List<RegoValue>();
                     for (int i = 0; i < arr.Count; i++)
-                        if (t.Children.TryGetValue(i.ToString(System.Globalization.CultureInfo.InvariantCulture), out var c))
+                        if (t.Children.TryGetValue(Index(i), out var c))
                         {
                             var f = Filter(arr.Items[i], c);
                             if (f is not null) list.Add(f);
@@ -158,7 +159,7 @@ internal static class Json
                 {
                     var list = new List<RegoValue>();
                     foreach (var x in s.Items)
-                        if (t.Children.TryGetValue(Seg(x), out var c))
+                        if (t.Children.TryGetValue(x, out var c))
                         {
                             var f = Filter(x, c);
                             if (f is not null) list.Add(f);

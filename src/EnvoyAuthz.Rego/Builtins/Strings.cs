@@ -72,6 +72,7 @@ internal static class Strings
         {
             var s = Arg.Str("indexof", a, 0);
             var sub = Arg.Str("indexof", a, 1);
+            if (sub.Length == 0) throw BuiltinException.Error("indexof", "empty search character");
             int idx = s.IndexOf(sub, StringComparison.Ordinal);
             if (idx < 0) return Arg.N(-1);
             return Arg.N(RuneCount(s.AsSpan(0, idx)));

@@ -44,7 +44,7 @@ internal static class PolicyCompiler
 
         try
         {
-            var policy = Build(modules, data, errors);
+            var policy = Build(modules, data, errors, options);
             if (errors.Count > 0) return new RegoCompileResult(null, errors);
             return new RegoCompileResult(new RegoPolicy(policy!), []);
         }
@@ -65,7 +65,7 @@ internal static class PolicyCompiler
         }
     }
 
-    private static CompiledPolicy? Build(List<Module> modules, RegoValue data, List<RegoCompileError> errors)
+    private static CompiledPolicy? Build(List<Module> modules, RegoValue data, List<RegoCompileError> errors, RegoCompileOptions options)
     {
         int nextId = 0;
         var root = new RuleNode(null, null, nextId++);
@@ -84,7 +84,27 @@ internal static class PolicyCompiler
             }
             var pkgKey = PkgKey(m.PackagePath);
             if (!packageRuleNames.TryGetValue(pkgKey, out var names)) packageRuleNames[pkgKey] = names = new(StringComparer.Ordinal);
-            foreach (var r in m.Rules) names.Add(((VarTerm)r.HeadRef.Head).Name);
+            foreach (var r in m.Rules)
+            {
+                var ruleName = ((VarTerm)r.HeadRef.Head).Name;
+                if (Vars.IsRoot(ruleName))
+                    throw new CompileException("rego_compile_error", r.Loc, $"rules must not shadow {ruleName} (use a different rule name)");
+                if (r.Args is not null)
+                    foreach (var a in r.Args)
+                        if (a is VarTerm { Name: var an } && Vars.IsRoot(an))
+                            throw new CompileException("rego_compile_error", a.Loc, $"args must not shadow {an} (use a different variable name)");
+                names.Add(ruleName);
+            }
+            var importNames = new Dictionary<string, Import>(StringComparer.Ordinal);
+            foreach (var imp in m.Imports)
+            {
+                var head = ((VarTerm)imp.Path.Head).Name;
+                if (head is "future" or "rego") continue;
+                var name = imp.Alias ?? (imp.Path.Path.Length > 0 && imp.Path.Path[^1] is ScalarTerm { Value: RegoString ls } ? ls.Value : head);
+                if (importNames.TryGetValue(name, out var before))
+                    throw new CompileException("rego_compile_error", imp.Loc, $"import must not shadow import {Resolver.DottedName(before.Path)}{(before.Alias is null ? "" : " as " + before.Alias)}");
+                importNames[name] = imp;
+            }
         }
 
         foreach (var m in modules)
@@ -174,6 +194,19 @@ internal static class PolicyCompiler
         }
         IndexFunctions(root);
 
+        // a package inside (or at) the path of a rule would hide one of them (OPA: conflicts)
+        foreach (var m in modules)
+        {
+            var node = root;
+            foreach (var key in m.PackagePath)
+            {
+                node = node.Children[key];
+                var rule = node.Complete.FirstOrDefault() ?? node.PartialSet.FirstOrDefault() ?? node.ObjectRules.FirstOrDefault() ?? node.Functions.FirstOrDefault() ?? node.Default;
+                if (rule is not null)
+                    throw new CompileException("rego_type_error", m.Package.Loc, $"package {string.Join('.', ["data", .. m.PackagePath.Select(p => ((RegoString)p).Value)])} conflicts with rule {node.DottedPath} defined at {rule.Loc}");
+            }
+        }
+
         // 3. resolve names, 4. reorder
         foreach (var m in modules)
         {
@@ -186,7 +219,7 @@ internal static class PolicyCompiler
                 string alias = imp.Alias ?? (imp.Path.Path.Length > 0 && imp.Path.Path[^1] is ScalarTerm { Value: RegoString ls } ? ls.Value : head);
                 aliases[alias] = imp.Path;
             }
-            var resolver = new Resolver(m.PackagePath, packageRuleNames[PkgKey(m.PackagePath)], aliases, functions.ContainsKey);
+            var resolver = new Resolver(m.PackagePath, packageRuleNames[PkgKey(m.PackagePath)], aliases, functions.ContainsKey, options.AllowTestBuiltins);
             foreach (var rule in m.Rules)
             {
                 for (var r = rule; r is not null; r = r.Else)
@@ -205,6 +238,7 @@ internal static class PolicyCompiler
                             r.Args[i] = fresh;
                         }
                     }
+                    CallCheck.Rule(r, functions);
                     var bound = new HashSet<string>(StringComparer.Ordinal);
                     if (r.Args is not null) foreach (var a in r.Args) Vars.All(a, bound);
                     var outer = new HashSet<string>(StringComparer.Ordinal);
@@ -227,7 +261,7 @@ internal static class PolicyCompiler
         }
         RecursionCheck.Run(root);
         RuleIndexer.IndexTree(root);
-        return new CompiledPolicy(data, root, functions, nextId);
+        return new CompiledPolicy(data, root, functions, nextId) { AllowTestBuiltins = options.AllowTestBuiltins };
     }
 
     private static bool IsInHeadComprehensionOnly(Rule r, string v)
@@ -287,8 +321,9 @@ internal static class PolicyCompiler
     {
         var wild = new Parser.WildcardCounter { N = 1_000_000 };
         var body = Parser.ParseQuery(query, 512, wild);
-        var resolver = new Resolver([], new HashSet<string>(), new Dictionary<string, RefTerm>(), policy.Functions.ContainsKey);
+        var resolver = new Resolver([], new HashSet<string>(), new Dictionary<string, RefTerm>(), policy.Functions.ContainsKey, policy.AllowTestBuiltins);
         resolver.ResolveQuery(body);
+        CallCheck.Body(body, policy.Functions);
         var all = new List<string>();
         var seen = new HashSet<string>();
         foreach (var e in body.Exprs) CollectQueryVars(e, all, seen);

@@ -16,13 +16,21 @@ internal sealed class Resolver
     private readonly HashSet<string> _ruleNames;
     private readonly Dictionary<string, RefTerm> _aliases;
     private readonly Func<string, bool> _isUserFunction;
+    private readonly bool _allowTestBuiltins;
     private static int s_fresh;
+
+    /// <summary>Builtins only the test runner and OPA's conformance harness may call (OPA keeps them out of its capabilities).</summary>
+    internal static readonly HashSet<string> TestOnlyBuiltins = new(StringComparer.Ordinal) { "test.sleep" };
+
+    /// <summary>How a name first occurred in a body: OPA refuses to declare it (again) with <c>:=</c>, <c>some</c> or <c>some .. in</c> afterwards.</summary>
+    private enum Occurrence { Seen, Assigned, Declared, Arg }
 
     private sealed class Scope(Scope? parent)
     {
         public readonly Scope? Parent = parent;
         public readonly Dictionary<string, string> Declared = new();
         public readonly HashSet<string> AllDeclared = new();
+        public readonly Dictionary<string, Occurrence> Occurrences = new(StringComparer.Ordinal);
         public bool Rename;
 
         public bool IsPending(string name)
@@ -41,12 +49,13 @@ internal sealed class Resolver
         }
     }
 
-    public Resolver(List<RegoValue> package, HashSet<string> ruleNames, Dictionary<string, RefTerm> aliases, Func<string, bool> isUserFunction)
+    public Resolver(List<RegoValue> package, HashSet<string> ruleNames, Dictionary<string, RefTerm> aliases, Func<string, bool> isUserFunction, bool allowTestBuiltins = false)
     {
         _package = package;
         _ruleNames = ruleNames;
         _aliases = aliases;
         _isUserFunction = isUserFunction;
+        _allowTestBuiltins = allowTestBuiltins;
     }
 
     public static string Fresh(string name) => "$" + name + "$" + Interlocked.Increment(ref s_fresh);
@@ -58,7 +67,11 @@ internal sealed class Resolver
         {
             var argVars = new HashSet<string>();
             foreach (var a in rule.Args) Vars.All(a, argVars);
-            foreach (var v in argVars) scope.Declared[v] = v;
+            foreach (var v in argVars)
+            {
+                scope.Declared[v] = v;
+                scope.Occurrences[v] = Occurrence.Arg;
+            }
         }
         if (rule.Args is not null) for (int i = 0; i < rule.Args.Length; i++) rule.Args[i] = Term(rule.Args[i], scope, argPattern: true);
         ResolveBodyExprs(rule.Body, scope);
@@ -96,8 +109,51 @@ internal sealed class Resolver
     {
         var names = new HashSet<string>();
         ExprDeclared(e, names);
-        foreach (var n in names) scope.Declared[n] = scope.Rename ? Fresh(n) : n;
+        var now = e.Kind == ExprKind.SomeDecl ? Occurrence.Declared : Occurrence.Assigned;
+        foreach (var n in names)
+        {
+            // OPA (rewriteDeclaredVar): a name is declared once per body, and never after it was used
+            if (scope.Occurrences.TryGetValue(n, out var before))
+            {
+                throw new CompileException("rego_compile_error", e.Loc, before switch
+                {
+                    Occurrence.Seen => $"var {n} referenced above",
+                    Occurrence.Assigned => $"var {n} assigned above",
+                    Occurrence.Declared => $"var {n} declared above",
+                    _ => $"arg {n} redeclared",
+                });
+            }
+            scope.Occurrences[n] = now;
+            scope.Declared[n] = scope.Rename ? Fresh(n) : n;
+        }
     }
+
+    /// <summary>OPA's checks on the target of <c>:=</c>: a var (not a root document), or an array or object of them.</summary>
+    private static void CheckAssignTarget(Expr e)
+    {
+        switch (e.Left)
+        {
+            case VarTerm { Name: var n } when Vars.IsRoot(n):
+                throw new CompileException("rego_compile_error", e.Loc, $"variables must not shadow {n} (use a different variable name)");
+            case VarTerm or ArrayTerm or ObjectTerm:
+                return;
+            default:
+                throw new CompileException("rego_compile_error", e.Loc, $"cannot assign to {TypeName(e.Left)}");
+        }
+    }
+
+    internal static string TypeName(Term? t) => t switch
+    {
+        ScalarTerm { Value: var v } => v.TypeName,
+        RefTerm => "ref",
+        CallTerm => "call",
+        SetTerm => "set",
+        ComprehensionTerm { Kind: ComprehensionKind.Array } => "arraycomprehension",
+        ComprehensionTerm { Kind: ComprehensionKind.Set } => "setcomprehension",
+        ComprehensionTerm => "objectcomprehension",
+        TemplateTerm => "templatestring",
+        _ => "term",
+    };
 
     private void ResolveBodyExprs(Body body, Scope scope)
     {
@@ -129,6 +185,7 @@ internal sealed class Resolver
                 e.Right = Term(e.Right!, scope);
                 break;
             case ExprKind.Assign:
+                CheckAssignTarget(e);
                 e.Right = Term(e.Right!, scope);
                 DeclareExpr(e, scope);
                 e.Left = Term(e.Left!, scope);
@@ -158,7 +215,12 @@ internal sealed class Resolver
                     var names = new HashSet<string>();
                     Vars.Pattern(e.Left, names);
                     Vars.Pattern(e.Right, names);
-                    foreach (var n in names) if (!n.StartsWith("$_", StringComparison.Ordinal)) inner.Declared[n] = Fresh(n);
+                    foreach (var n in names)
+                    {
+                        if (n.StartsWith("$_", StringComparison.Ordinal)) continue;
+                        inner.Declared[n] = Fresh(n);
+                        inner.Occurrences[n] = Occurrence.Assigned;
+                    }
                     if (e.Left is not null) e.Left = Term(e.Left, inner);
                     e.Right = Term(e.Right!, inner);
                     ResolveBodyExprs(e.Body!, inner);
@@ -226,10 +288,12 @@ internal sealed class Resolver
                     if (scope.TryLookup(v.Name, out var renamed)) return renamed == v.Name ? v : new VarTerm(renamed) { Loc = v.Loc };
                     if (v.IsWildcard || argPattern) return v;
                     if (Vars.IsRoot(v.Name)) return v;
-                    if (_ruleNames.Contains(v.Name))
-                        return new RefTerm(new VarTerm("data") { Loc = v.Loc }, PackagePath(v.Loc, v.Name)) { Loc = v.Loc };
+                    // an import wins over a rule of the package with the same first name (OPA resolves imports first)
                     if (_aliases.TryGetValue(v.Name, out var alias))
                         return new RefTerm(new VarTerm(((VarTerm)alias.Head).Name) { Loc = v.Loc }, alias.Path) { Loc = v.Loc };
+                    if (_ruleNames.Contains(v.Name))
+                        return new RefTerm(new VarTerm("data") { Loc = v.Loc }, PackagePath(v.Loc, v.Name)) { Loc = v.Loc };
+                    if (!v.IsGenerated) scope.Occurrences.TryAdd(v.Name, Occurrence.Seen);
                     return v;
                 }
             case RefTerm r:
@@ -308,30 +372,25 @@ internal sealed class Resolver
         if (scope.TryLookup(parts[0], out _) && !Vars.IsRoot(parts[0]))
             throw new CompileException("rego_type_error", c.Loc, $"undefined function {name}");
         if (parts[0] == "data") path = name;
-        else if (_ruleNames.Contains(parts[0]))
-            path = "data." + string.Join('.', _package.Select(p => ((RegoString)p).Value)) + "." + name;
         else if (_aliases.TryGetValue(parts[0], out var alias))
         {
             var an = DottedName(alias);
             if (an is not null) path = an + (parts.Length > 1 ? "." + string.Join('.', parts[1..]) : "");
         }
+        else if (_ruleNames.Contains(parts[0]))
+            path = "data." + string.Join('.', _package.Select(p => ((RegoString)p).Value)) + "." + name;
         if (path is not null && _isUserFunction(path))
         {
             c.Resolved = path;
             c.IsUserFunction = true;
             return;
         }
-        if (BuiltinRegistry.TryGet(name, out _))
+        if (BuiltinRegistry.TryGet(name, out _) && (_allowTestBuiltins || !TestOnlyBuiltins.Contains(name)))
         {
             c.Resolved = name;
             return;
         }
-        if (path is not null)
-        {
-            c.Resolved = path;
-            c.IsUserFunction = true; // may be a non-function rule: evaluated as error
-            return;
-        }
-        throw new CompileException("rego_type_error", c.Loc, $"undefined function {name}");
+        // a data path that is no function (a rule, a prefix of rules, nothing) cannot be called, even in a branch that never runs
+        throw new CompileException("rego_type_error", c.Loc, $"undefined function {path ?? name}");
     }
 }

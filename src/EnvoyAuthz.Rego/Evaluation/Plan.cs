@@ -57,6 +57,8 @@ internal sealed class CompiledPolicy
     public RuleNode Root { get; }
     public Dictionary<string, RuleNode> Functions { get; }
     public int NodeCount { get; }
+    /// <summary>Whether queries may call test-only builtins (as the modules could).</summary>
+    public bool AllowTestBuiltins { get; init; }
 
     /// <summary>Compiled queries by text (bounded); compiled query bodies are immutable and shared.</summary>
     internal System.Collections.Concurrent.ConcurrentDictionary<string, (Body Body, List<string> Vars)> QueryCache { get; } = new(StringComparer.Ordinal);

@@ -243,6 +243,7 @@ internal sealed class Parser
             _p++;
             rule.Value = TermIn();
         }
+        if (rule.IsDefault) CheckDefaultValue(rule);
         bool hasBody = false;
         if (IsIdent("if") && !Cur.NewlineBefore)
         {
@@ -253,8 +254,13 @@ internal sealed class Parser
         }
         else if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore)
         {
-            rule.Body = BraceBody();
-            hasBody = true;
+            // Rego v1: a body needs `if`; a v0 `p[x] { ... }` would otherwise build an object
+            throw new RegoParseException($"`if` keyword is required before {RuleWord(rule)} body", rule.Loc.Line, rule.Loc.Col);
+        }
+        if (!hasBody && rule.Value is null && !rule.IsContains)
+        {
+            // Rego v1: a bare head (`p`, `q.r`, `deny[msg]`) is neither a value nor a body
+            throw new RegoParseException($"{RuleWord(rule)} must have value assignment and/or body declaration", rule.Loc.Line, rule.Loc.Col);
         }
         if (!hasBody)
         {
@@ -279,7 +285,7 @@ internal sealed class Parser
                 if (Cur.Kind == Tok.LBrace && LooksLikeBodyBlock()) e.Body = BraceBody();
                 else e.Body = new Body([ExprWithMods()]);
             }
-            else if (Cur.Kind == Tok.LBrace) e.Body = BraceBody();
+            else if (Cur.Kind == Tok.LBrace) throw new RegoParseException($"`if` keyword is required before {RuleWord(rule)} body", e.Loc.Line, e.Loc.Col);
             else e.Body = new Body([new Expr { Kind = ExprKind.Term, Term = new ScalarTerm(RegoValue.True) { Loc = e.Loc }, Loc = e.Loc }]);
             cur.Else = e;
             cur = e;
@@ -289,6 +295,34 @@ internal sealed class Parser
         if (Cur.Kind == Tok.LBrace && !Cur.NewlineBefore) throw Err("unexpected { token");
         return result;
     }
+
+    /// <summary>OPA: a default value is a constant; comprehensions may hold anything.</summary>
+    private static void CheckDefaultValue(Rule rule)
+    {
+        if (rule.Value is null)
+            throw new RegoParseException("illegal default rule (must have a value)", rule.Loc.Line, rule.Loc.Col);
+        var bad = Illegal(rule.Value);
+        if (bad is not null)
+            throw new RegoParseException($"illegal default rule (value cannot contain {bad})", rule.Loc.Line, rule.Loc.Col);
+        if (rule.Args is not null)
+            foreach (var a in rule.Args)
+                if (a is not VarTerm)
+                    throw new RegoParseException($"illegal default rule (arguments cannot contain {Illegal(a) ?? "a non-var"})", rule.Loc.Line, rule.Loc.Col);
+
+        static string? Illegal(Term t) => t switch
+        {
+            RefTerm => "ref",
+            VarTerm => "var",
+            CallTerm => "call",
+            TemplateTerm => "call",
+            ArrayTerm a => a.Items.Select(Illegal).FirstOrDefault(x => x is not null),
+            SetTerm s => s.Items.Select(Illegal).FirstOrDefault(x => x is not null),
+            ObjectTerm o => o.Items.Select(i => Illegal(i.Key) ?? Illegal(i.Value)).FirstOrDefault(x => x is not null),
+            _ => null,
+        };
+    }
+
+    private static string RuleWord(Rule rule) => rule.Args is null ? "rule" : "function";
 
     /// <summary>After `if`, a `{` opens a body unless it is an object/set literal expression like `{1} == x`.</summary>
     private bool LooksLikeBodyBlock()
@@ -487,11 +521,14 @@ internal sealed class Parser
         return left;
     }
 
-    /// <summary>Finishes a term whose first operand was parsed at the <c>&amp;</c> level (as a comprehension head is): the same term <see cref="TermIn"/> would have read.</summary>
-    private Term ContinueFromAnd(Term andOperand) =>
-        ContinueIn(Continue(Continue(andOperand, TermAnd, OrOp), TermOr, RelationOp));
+    /// <summary>A single term (a comprehension head): a primary with its refs and calls, or a negated one; no infix operator.</summary>
+    private Term SingleTerm() => Cur.Kind == Tok.Minus ? TermUnary() : Postfix(Primary());
 
-    // Left-associative binary levels, loosest first; an operator must stay on the operand's line.
+    /// <summary>Finishes a term whose first operand was parsed as a single term (as a comprehension head is): the same term <see cref="TermIn"/> would have read.</summary>
+    private Term ContinueFromUnary(Term operand) =>
+        ContinueIn(Continue(Continue(Continue(Continue(Continue(operand, TermUnary, FactorOp), TermFactor, ArithOp), TermArith, AndOp), TermAnd, OrOp), TermOr, RelationOp));
+
+    // Left-associative binary levels, loosest first.
     private static string? RelationOp(Tok k) => k switch
     {
         Tok.Eq => "equal", Tok.Neq => "neq", Tok.Lt => "lt", Tok.Lte => "lte", Tok.Gt => "gt", Tok.Gte => "gte", _ => null,
@@ -518,7 +555,8 @@ internal sealed class Parser
     /// <summary>One precedence level after its first operand: <c>left (op next)*</c>, where <paramref name="op"/> names the builtin of a token, or null.</summary>
     private Term Continue(Term left, Func<Term> next, Func<Tok, string?> op)
     {
-        while (!Cur.NewlineBefore && op(Cur.Kind) is { } name)
+        // an infix operator may also lead the next line: OPA reads `a\n  + b` as one expression
+        while (op(Cur.Kind) is { } name)
         {
             var loc = L(Cur);
             _p++;
@@ -718,12 +756,12 @@ internal sealed class Parser
         try
         {
             if (Cur.Kind == Tok.RBrack) { _p++; return new ArrayTerm([]) { Loc = loc }; }
-            // A comprehension head binds tighter than `|`; when no body follows, the same operand
-            // continues as the first element.
-            var head = TermAnd();
+            // A comprehension head is a single term (as OPA parses it): `[a & b | c]` is an array
+            // holding `a & b | c`. When no body follows, the same operand continues as the first element.
+            var head = SingleTerm();
             if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrack, out var body))
                 return new ComprehensionTerm(ComprehensionKind.Array, head, null, body!) { Loc = loc };
-            var items = new List<Term> { ContinueFromAnd(head) };
+            var items = new List<Term> { ContinueFromUnary(head) };
             while (Cur.Kind == Tok.Comma)
             {
                 _p++;
@@ -746,7 +784,7 @@ internal sealed class Parser
         try
         {
             if (Cur.Kind == Tok.RBrace) { _p++; return new ObjectTerm([]) { Loc = loc }; }
-            var head = TermAnd();
+            var head = SingleTerm();
             if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var setBody))
                 return new ComprehensionTerm(ComprehensionKind.Set, head, null, setBody!) { Loc = loc };
             Term first;
@@ -755,18 +793,22 @@ internal sealed class Parser
             {
                 // `{k: v | body}` or an object whose first key is `k`
                 _p++;
-                var val = TermAnd();
+                var val = SingleTerm();
                 if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var objBody))
                     return new ComprehensionTerm(ComprehensionKind.Object, head, val, objBody!) { Loc = loc };
                 first = head;
-                firstValue = ContinueFromAnd(val);
+                firstValue = ContinueFromUnary(val);
             }
             else
             {
-                first = ContinueFromAnd(head);
+                first = ContinueFromUnary(head);
                 if (Cur.Kind != Tok.Colon) return SetRest(first, loc);
+                // `{a + 1: v | body}` is still an object comprehension; its value is again a single term
                 _p++;
-                firstValue = TermIn();
+                var val = SingleTerm();
+                if (Cur.Kind == Tok.Pipe && TryComprehensionBody(Tok.RBrace, out var objBody))
+                    return new ComprehensionTerm(ComprehensionKind.Object, first, val, objBody!) { Loc = loc };
+                firstValue = ContinueFromUnary(val);
             }
             var items = new List<(Term, Term)> { (first, firstValue) };
             while (Cur.Kind == Tok.Comma)

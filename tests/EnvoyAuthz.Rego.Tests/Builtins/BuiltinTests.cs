@@ -65,9 +65,11 @@ public sealed class BuiltinTests
     [Fact]
     public void TypeErrors_AreUndefinedUnlessStrict()
     {
-        var p = RegoCompiler.Compile([new RegoModuleSource("b.rego", "package b\n\nx := upper(1)\n")]).Policy!;
-        Assert.False(p.Evaluate("data.b.x", null).IsDefined);
-        var strict = p.Evaluate("data.b.x", null, new RegoEvalOptions { StrictBuiltinErrors = true });
+        // the argument comes from input: a constant one is a compile-time type error (CompileCheckTests)
+        var p = RegoCompiler.Compile([new RegoModuleSource("b.rego", "package b\n\nx := upper(input.v)\n")]).Policy!;
+        var input = RegoJson.Parse("{\"v\": 1}");
+        Assert.False(p.Evaluate("data.b.x", input).IsDefined);
+        var strict = p.Evaluate("data.b.x", input, new RegoEvalOptions { StrictBuiltinErrors = true });
         Assert.Equal("eval_type_error", strict.Error?.Code);
         Assert.Contains("upper: operand 1 must be string but got number", strict.Error!.Message);
     }

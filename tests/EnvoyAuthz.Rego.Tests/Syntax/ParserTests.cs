@@ -116,7 +116,11 @@ public sealed class HostileSourceTests
             var chars = new char[rnd.Next(1, 200)];
             for (int j = 0; j < chars.Length; j++) chars[j] = alphabet[rnd.Next(alphabet.Length)];
             // every 10th input nests brackets deeply, where a backtracking parser used to explode
-            var body = i % 10 == 0 ? "p := " + new string('[', 30 + i % 40) + new string(chars) : new string(chars);
+            // every 10th (from 5) is a valid rule followed by the garbage as a comment: random tokens
+            // hardly ever form a Rego v1 rule (a bare head `abc` is no rule), and both outcomes are exercised
+            var body = i % 10 == 0 ? "p := " + new string('[', 30 + i % 40) + new string(chars)
+                : i % 10 == 5 ? "p := 1\n# " + new string(chars).Replace('\n', ' ')
+                : new string(chars);
             var src = "package x\n" + body;
             var lines = src.Split('\n').Length;
             RegoCompileResult r;
