@@ -106,7 +106,8 @@ public sealed class CheckCommandAirflowTests : IAsyncLifetime
         var (code, root, err) = await Run("--config", Config(missing, _apiUrl), "--request", Request("h.example", null));
         Assert.Equal(2, code);
         Assert.Null(root);
-        Assert.Contains("envoy-authz check: The Airflow connections file", err, StringComparison.Ordinal);
+        Assert.StartsWith("envoy-authz check: ", err, StringComparison.Ordinal);
+        Assert.Contains("The Airflow connections file", err, StringComparison.Ordinal);
         Assert.Contains("does not exist", err, StringComparison.Ordinal);
     }
 
