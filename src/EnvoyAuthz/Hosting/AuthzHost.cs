@@ -138,6 +138,13 @@ public static class AuthzHost
         {
             var address = options.Server.BindAddress == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Server.BindAddress);
             k.AddServerHeader = false;
+            // As many streams per connection as Checks can be admitted or queued, so a burst on one
+            // connection is answered by the service (503 overloaded when full) rather than queued in
+            // Envoy; Kestrel's output queue per connection is sized from this limit.
+            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, options.Server.MaxConcurrentChecks + options.Server.MaxQueuedChecks);
+            // Identity headers in HTTP mode may hold non-ASCII text: sent as UTF-8, as Envoy sends them over gRPC
+            // (CheckResponseFactory drops values with control characters, which no header may carry).
+            k.ResponseHeaderEncodingSelector = static _ => System.Text.Encoding.UTF8;
             k.Listen(address, options.Server.GrpcPort, lo =>
             {
                 lo.Protocols = HttpProtocols.Http2;
@@ -161,6 +168,7 @@ public static class AuthzHost
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
         s.AddRouting();
         s.AddGrpc(o => o.EnableDetailedErrors = false);
+        s.AddSingleton<global::Grpc.AspNetCore.Server.Model.IServiceMethodProvider<AuthorizationService>, AuthorizationMethodProvider>();
         s.AddGrpcHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
 
         SecurityKey? devKey = null;
@@ -235,6 +243,7 @@ public static class AuthzHost
             }
             await next(ctx);
         });
+        app.UseMiddleware<CheckCallBuffer>();
         app.UseRouting();
         app.MapGrpcService<AuthorizationService>();
         app.MapGrpcHealthChecksService();
