@@ -138,10 +138,11 @@ public static class AuthzHost
         {
             var address = options.Server.BindAddress == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Server.BindAddress);
             k.AddServerHeader = false;
-            // As many streams per connection as Checks can be admitted or queued, so a burst on one
-            // connection is answered by the service (503 overloaded when full) rather than queued in
-            // Envoy; Kestrel's output queue per connection is sized from this limit.
-            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, options.Server.MaxConcurrentChecks + options.Server.MaxQueuedChecks);
+            // More streams per connection than Checks can be admitted or queued, so a burst on one
+            // connection reaches the service and is answered (503 overloaded, shed before any work)
+            // instead of waiting behind the connection's stream limit until Envoy times out; Kestrel
+            // sizes its per-connection output queue from this limit too.
+            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, options.Server.MaxConcurrentChecks + options.Server.MaxQueuedChecks + 100);
             // Identity headers in HTTP mode may hold non-ASCII text: sent as UTF-8, as Envoy sends them over gRPC
             // (CheckResponseFactory drops values with control characters, which no header may carry).
             k.ResponseHeaderEncodingSelector = static _ => System.Text.Encoding.UTF8;
