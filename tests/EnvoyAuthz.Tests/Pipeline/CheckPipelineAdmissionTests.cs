@@ -252,4 +252,12 @@ public sealed class CheckPipelineAdmissionTests : IAsyncDisposable
         Assert.Equal([LogLevel.Information, LogLevel.Debug, LogLevel.Debug, LogLevel.Information], Events(1002).Select(r => r.Level));
         Assert.Contains("(2 more since the last report)", Events(1002)[^1].Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ConsoleLog_DropsLinesRatherThanBlockingAChecksThread()
+    {
+        Build();
+        var console = _app!.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>>().CurrentValue;
+        Assert.Equal(Microsoft.Extensions.Logging.Console.ConsoleLoggerQueueFullMode.DropWrite, console.QueueFullMode);
+    }
 }
