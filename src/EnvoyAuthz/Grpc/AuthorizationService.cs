@@ -16,10 +16,13 @@ public sealed class AuthorizationService(CheckPipeline pipeline)
     /// <summary>Answers one Check.</summary>
     public async Task<CheckResponse> Check(CheckCall call, ServerCallContext context)
     {
+        // The deadline is the system clock's (grpc-dotnet's: now + grpc-timeout): what is left of it is
+        // measured against that clock, once, here; the pipeline times the rest on its TimeProvider.
+        TimeSpan? timeLeft = context.Deadline == DateTime.MaxValue ? null : context.Deadline.ToUniversalTime() - DateTime.UtcNow;
         try
         {
             return call.Request is { } request
-                ? await pipeline.CheckAsync(request, context.CancellationToken, context.Deadline).ConfigureAwait(false)
+                ? await pipeline.CheckAsync(request, context.CancellationToken, timeLeft).ConfigureAwait(false)
                 : await pipeline.RejectMalformedAsync(call.Problem ?? MalformedRequest.MalformedProtobuf, context.CancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)

@@ -77,11 +77,12 @@ public sealed class CheckPipeline(
 
     /// <summary>
     /// Answers one Check. <paramref name="callCancelled"/> is the caller going away (nothing is
-    /// answered then); <paramref name="deadline"/> is the call's gRPC deadline, if any. Throws only
-    /// for a cancelled call, or an internal fault when the failure mode is <c>error</c>.
+    /// answered then); <paramref name="timeLeft"/> is what was left of the call's gRPC deadline when
+    /// it arrived, if it has one (zero or less: already passed). Throws only for a cancelled call, or
+    /// an internal fault when the failure mode is <c>error</c>.
     /// </summary>
-    public Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken callCancelled, DateTime? deadline = null) =>
-        AnswerAsync(check, null, callCancelled, deadline);
+    public Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken callCancelled, TimeSpan? timeLeft = null) =>
+        AnswerAsync(check, null, callCancelled, timeLeft);
 
     /// <summary>
     /// Answers a Check whose message could not be read (<paramref name="cause"/>): a counted 400
@@ -91,9 +92,10 @@ public sealed class CheckPipeline(
     public Task<CheckResponse> RejectMalformedAsync(MalformedRequest cause, CancellationToken callCancelled) =>
         AnswerAsync(null, cause, callCancelled, null);
 
-    private async Task<CheckResponse> AnswerAsync(CheckRequest? check, MalformedRequest? malformed, CancellationToken callCancelled, DateTime? deadline)
+    private async Task<CheckResponse> AnswerAsync(CheckRequest? check, MalformedRequest? malformed, CancellationToken callCancelled, TimeSpan? timeLeft)
     {
         var started = Stopwatch.GetTimestamp();
+        var arrived = _time.GetTimestamp();
         var decisionId = Guid.CreateVersion7().ToString("N");
         metrics.Inflight.Inc();
         AuthzRequest? request = null;
@@ -101,11 +103,9 @@ public sealed class CheckPipeline(
         DecisionOutcome decision;
         string? connectionId = null;
         var budget = options.Server.CheckTimeout;
-        if (deadline is { } d && d != DateTime.MaxValue)
+        if (timeLeft is { } remaining)
         {
             // Leave a margin for the answer to travel back: a tenth of what is left, 10–50 ms.
-            // The deadline is wall-clock time from the caller, so it is compared with the wall clock.
-            var remaining = d.ToUniversalTime() - _time.GetUtcNow().UtcDateTime;
             var margin = TimeSpan.FromTicks(Math.Clamp(remaining.Ticks / 10, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromMilliseconds(50).Ticks));
             var left = remaining - margin;
             budget = left < budget ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : budget;
@@ -145,7 +145,7 @@ public sealed class CheckPipeline(
                 }
             }
         }
-        catch (OperationCanceledException) when (callCancelled.IsCancellationRequested && !DeadlinePassed(deadline))
+        catch (OperationCanceledException) when (callCancelled.IsCancellationRequested && !DeadlinePassed(timeLeft, arrived))
         {
             // The caller reset the call: no answer, no decision; counted apart from the decisions.
             var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -241,8 +241,8 @@ public sealed class CheckPipeline(
     }
 
     /// <summary>True when the call's deadline has passed (then grpc-dotnet cancels the call itself, and the deny is a shed).</summary>
-    private bool DeadlinePassed(DateTime? deadline) =>
-        deadline is { } d && d != DateTime.MaxValue && d.ToUniversalTime() <= _time.GetUtcNow().UtcDateTime;
+    private bool DeadlinePassed(TimeSpan? timeLeft, long arrived) =>
+        timeLeft is { } left && _time.GetElapsedTime(arrived) >= left;
 
     /// <inheritdoc />
     public void Dispose() => _slots.Dispose();

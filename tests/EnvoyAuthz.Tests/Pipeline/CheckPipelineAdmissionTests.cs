@@ -83,13 +83,12 @@ public sealed class CheckPipelineAdmissionTests : IAsyncDisposable
     [InlineData(-1)]      // just gone
     [InlineData(0)]       // now
     [InlineData(5)]       // within the margin the answer needs to travel back
-    public async Task DeadlinePassed_DeniedOverloaded_WithoutEvaluatingThePolicy(int deadlineInMs)
+    public async Task DeadlinePassed_DeniedOverloaded_WithoutEvaluatingThePolicy(int timeLeftMs)
     {
         var (pipeline, metrics) = Build();
         _policy.Gate.SetResult(); // the policy would allow at once
 
-        var deadline = _time.GetUtcNow().UtcDateTime.AddMilliseconds(deadlineInMs);
-        var response = await pipeline.CheckAsync(Requests.Http(), CancellationToken.None, deadline);
+        var response = await pipeline.CheckAsync(Requests.Http(), CancellationToken.None, TimeSpan.FromMilliseconds(timeLeftMs));
 
         Assert.Equal(503, (int)response.DeniedResponse.Status.Code);
         Assert.Equal("overloaded", Reason(response));
@@ -104,7 +103,7 @@ public sealed class CheckPipelineAdmissionTests : IAsyncDisposable
     {
         var (pipeline, metrics) = Build();
         _policy.Gate.SetResult();
-        var response = await pipeline.CheckAsync(Requests.Http(), CancellationToken.None, _time.GetUtcNow().UtcDateTime.AddMilliseconds(200));
+        var response = await pipeline.CheckAsync(Requests.Http(), CancellationToken.None, TimeSpan.FromMilliseconds(200));
         Assert.Equal("allowed", Reason(response));
         Assert.Equal(1, Count(metrics, "allow", "allowed"));
     }
@@ -135,7 +134,7 @@ public sealed class CheckPipelineAdmissionTests : IAsyncDisposable
         var (pipeline, metrics) = Build(("MaxConcurrentChecks", "1"), ("MaxQueuedChecks", "1"), ("QueueTimeout", "00:00:01"), ("CheckTimeout", "00:00:30"));
         var holder = pipeline.CheckAsync(Requests.Http(), CancellationToken.None);
         // The queued call's deadline leaves it 100 ms, less the 10 ms margin for the answer.
-        var queued = pipeline.CheckAsync(Requests.Http(), CancellationToken.None, _time.GetUtcNow().UtcDateTime.AddMilliseconds(100));
+        var queued = pipeline.CheckAsync(Requests.Http(), CancellationToken.None, TimeSpan.FromMilliseconds(100));
 
         _time.Advance(TimeSpan.FromMilliseconds(89));
         Assert.False(queued.IsCompleted);
@@ -181,8 +180,7 @@ public sealed class CheckPipelineAdmissionTests : IAsyncDisposable
     {
         var (pipeline, metrics) = Build(("CheckTimeout", "00:00:30"));
         using var grpcCancels = new CancellationTokenSource(); // grpc-dotnet cancels the call when its deadline passes
-        var deadline = _time.GetUtcNow().UtcDateTime.AddMilliseconds(300);
-        var call = pipeline.CheckAsync(Requests.Http(), grpcCancels.Token, deadline);
+        var call = pipeline.CheckAsync(Requests.Http(), grpcCancels.Token, TimeSpan.FromMilliseconds(300));
 
         _time.Advance(TimeSpan.FromMilliseconds(300));
         await grpcCancels.CancelAsync();
