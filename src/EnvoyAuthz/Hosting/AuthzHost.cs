@@ -128,6 +128,10 @@ public static class AuthzHost
             o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
             o.UseUtcTimestamp = true;
         });
+        // Logging never holds up a Check: when stdout falls behind in a burst, the console drops lines
+        // (and writes how many) instead of blocking request threads until Kestrel's own loops starve.
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(
+            o => o.QueueFullMode = Microsoft.Extensions.Logging.Console.ConsoleLoggerQueueFullMode.DropWrite);
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
@@ -141,6 +145,14 @@ public static class AuthzHost
         {
             var address = options.Server.BindAddress == "localhost" ? IPAddress.Loopback : IPAddress.Parse(options.Server.BindAddress);
             k.AddServerHeader = false;
+            // More streams per connection than Checks can be admitted or queued, so a burst on one
+            // connection reaches the service and is answered (503 overloaded, shed before any work)
+            // instead of waiting behind the connection's stream limit until Envoy times out; Kestrel
+            // sizes its per-connection output queue from this limit too.
+            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, options.Server.MaxConcurrentChecks + options.Server.MaxQueuedChecks + 100);
+            // Identity headers in HTTP mode may hold non-ASCII text: sent as UTF-8, as Envoy sends them over gRPC
+            // (CheckResponseFactory drops values with control characters, which no header may carry).
+            k.ResponseHeaderEncodingSelector = static _ => System.Text.Encoding.UTF8;
             k.Listen(address, options.Server.GrpcPort, lo =>
             {
                 lo.Protocols = HttpProtocols.Http2;
@@ -166,6 +178,7 @@ public static class AuthzHost
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
         s.AddRouting();
         s.AddGrpc(o => o.EnableDetailedErrors = false);
+        s.AddSingleton<global::Grpc.AspNetCore.Server.Model.IServiceMethodProvider<AuthorizationService>, AuthorizationMethodProvider>();
         s.AddGrpcHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
 
         SecurityKey? devKey = null;
@@ -249,6 +262,7 @@ public static class AuthzHost
             }
             await next(ctx);
         });
+        app.UseMiddleware<CheckCallBuffer>();
         app.UseRouting();
         app.MapGrpcService<AuthorizationService>();
         app.MapGrpcHealthChecksService();

@@ -30,21 +30,43 @@ public static class HttpAuthorizationEndpoint
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
     };
 
-    /// <summary>Handles one authorization request.</summary>
+    /// <summary>
+    /// Handles one authorization request. The answer is exactly the CheckResponse the decision log
+    /// records: its headers are valid HTTP (CheckResponseFactory's rule; non-ASCII values are written
+    /// as UTF-8), and a header the server still refuses is left out and, for Envoy, named in
+    /// <c>x-envoy-auth-headers-to-remove</c>, so the allow stays an allow. A caller that goes away is
+    /// not answered (the pipeline counts it as cancelled).
+    /// </summary>
     public static async Task HandleAsync(HttpContext ctx, CheckPipeline pipeline, AuthzOptions options)
     {
-        var check = await ToCheckRequestAsync(ctx, options).ConfigureAwait(false);
-        var response = await pipeline.CheckAsync(check, ctx.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            var check = await ToCheckRequestAsync(ctx, options).ConfigureAwait(false);
+            var response = await pipeline.CheckAsync(check, ctx.RequestAborted).ConfigureAwait(false);
+            await WriteAsync(ctx, response).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The caller left (nginx or Envoy gave up): nothing to answer, nothing to log above Debug.
+        }
+    }
+
+    private static async Task WriteAsync(HttpContext ctx, CheckResponse response)
+    {
         if (response.Status.Code == 0)
         {
             ctx.Response.StatusCode = StatusCodes.Status200OK;
+            var remove = new List<string>(response.OkResponse.HeadersToRemove);
             foreach (var h in response.OkResponse.Headers)
             {
-                ctx.Response.Headers[h.Header.Key] = h.Header.Value;
+                if (!TrySet(ctx.Response.Headers, h.Header.Key, h.Header.Value) && Response.CheckResponseFactory.IsValidHeaderName(h.Header.Key) && !h.Header.Key.StartsWith(':'))
+                {
+                    remove.Add(h.Header.Key); // a client-sent copy must not reach upstream either
+                }
             }
-            if (response.OkResponse.HeadersToRemove.Count > 0)
+            if (remove.Count > 0)
             {
-                ctx.Response.Headers["x-envoy-auth-headers-to-remove"] = string.Join(", ", response.OkResponse.HeadersToRemove);
+                ctx.Response.Headers["x-envoy-auth-headers-to-remove"] = string.Join(", ", remove);
             }
             return;
         }
@@ -52,9 +74,23 @@ public static class HttpAuthorizationEndpoint
         ctx.Response.StatusCode = (int)denied.Status.Code is >= 200 and <= 599 and not 200 ? (int)denied.Status.Code : StatusCodes.Status403Forbidden;
         foreach (var h in denied.Headers)
         {
-            ctx.Response.Headers[h.Header.Key] = h.Header.Value;
+            TrySet(ctx.Response.Headers, h.Header.Key, h.Header.Value);
         }
         await ctx.Response.WriteAsync(denied.Body, ctx.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Sets a response header; false when the server refuses the name or value (e.g. a pseudo-header).</summary>
+    private static bool TrySet(IHeaderDictionary headers, string name, string value)
+    {
+        try
+        {
+            headers[name] = value;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

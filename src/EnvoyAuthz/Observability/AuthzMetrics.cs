@@ -58,6 +58,7 @@ public sealed class AuthzMetrics
         RateLimited = f.CreateCounter("envoy_authz_rate_limited_total", "Checks denied by a rate limit, by configured rule.",
             new CounterConfiguration { LabelNames = ["rule"] });
         RateLimitFallbacks = f.CreateCounter("envoy_authz_rate_limit_fallbacks_total", "Rate-limit decisions taken locally because the shared (Redis) backend was unavailable.");
+        Cancelled = f.CreateCounter("envoy_authz_checks_cancelled_total", "Checks the caller cancelled (reset the stream) before an answer: nothing was answered, so they are not in envoy_authz_checks_total.");
         foreach (var cause in new[] { "queue_full", "queue_timeout", "deadline" })
         {
             Shed.WithLabels(cause);
@@ -105,6 +106,8 @@ public sealed class AuthzMetrics
     public Counter RateLimited { get; }
     /// <summary><c>envoy_authz_rate_limit_fallbacks_total</c>.</summary>
     public Counter RateLimitFallbacks { get; }
+    /// <summary><c>envoy_authz_checks_cancelled_total</c>.</summary>
+    public Counter Cancelled { get; }
 
     /// <summary>Records one finished Check.</summary>
     public void RecordCheck(bool allowed, ReasonCode reason, double seconds)

@@ -18,6 +18,15 @@ internal static partial class DecisionLog
     [LoggerMessage(EventId = 1001, EventName = "CheckFailed", Level = LogLevel.Error,
         Message = "decision {DecisionId}: internal error while answering Check; answered {Outcome}")]
     public static partial void CheckFailed(ILogger logger, Exception exception, string decisionId, string outcome);
+
+    // The caller's fault: Information the first time per cause and minute, Debug for the repeats (see LogThrottle).
+    [LoggerMessage(EventId = 1002, EventName = "MalformedRequest",
+        Message = "decision {DecisionId}: the Check message could not be read ({Cause}); answered 400 bad_request ({Repeats} more since the last report)")]
+    public static partial void MalformedRequest(ILogger logger, LogLevel level, string decisionId, string cause, long repeats);
+
+    [LoggerMessage(EventId = 1003, EventName = "CheckCancelled", Level = LogLevel.Debug,
+        Message = "decision {DecisionId}: the caller cancelled the Check after {DurationMs:F3} ms ({Stage}); nothing was answered")]
+    public static partial void CheckCancelled(ILogger logger, string decisionId, double durationMs, string stage);
 }
 
 /// <summary>Identity stage events (1100–1199).</summary>

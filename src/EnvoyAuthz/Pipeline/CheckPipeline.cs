@@ -19,8 +19,10 @@ namespace EnvoyAuthz.Pipeline;
 /// rate limits → 4 policy → 5 response. Every path that is not a clear allow is a deny with a
 /// reason; stages return results rather than throw. Around the stages: a concurrency limit with a
 /// short queue (overload is a fast 503 <c>overloaded</c>), a time budget that ends before Envoy's
-/// timeout or the call's deadline (then a 503 <c>overloaded</c> deny), and the configured failure
-/// mode for an unexpected fault (503 <c>internal_error</c> deny, or a gRPC error).
+/// timeout or the call's deadline (then a 503 <c>overloaded</c> deny; a call whose deadline has
+/// already passed is answered so without any work), and the configured failure mode for an
+/// unexpected fault (503 <c>internal_error</c> deny, or a gRPC error). A call the caller cancels is
+/// not answered: it is counted in <c>envoy_authz_checks_cancelled_total</c> and logged at Debug.
 /// </summary>
 public sealed class CheckPipeline(
     IIdentityStage identityStage,
@@ -31,8 +33,12 @@ public sealed class CheckPipeline(
     CheckResponseFactory responses,
     AuthzOptions options,
     AuthzMetrics metrics,
-    ILogger<CheckPipeline> logger) : IDisposable
+    ILogger<CheckPipeline> logger,
+    TimeProvider? timeProvider = null) : IDisposable
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+    private readonly LogThrottle _throttle = new(timeProvider ?? TimeProvider.System, TimeSpan.FromMinutes(1));
+
     private readonly ConcurrencyLimiter _slots = new(new ConcurrencyLimiterOptions
     {
         PermitLimit = options.Server.MaxConcurrentChecks,
@@ -71,12 +77,25 @@ public sealed class CheckPipeline(
 
     /// <summary>
     /// Answers one Check. <paramref name="callCancelled"/> is the caller going away (nothing is
-    /// answered then); <paramref name="deadline"/> is the call's gRPC deadline, if any. Throws only
-    /// for a cancelled call, or an internal fault when the failure mode is <c>error</c>.
+    /// answered then); <paramref name="timeLeft"/> is what was left of the call's gRPC deadline when
+    /// it arrived, if it has one (zero or less: already passed). Throws only for a cancelled call, or
+    /// an internal fault when the failure mode is <c>error</c>.
     /// </summary>
-    public async Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken callCancelled, DateTime? deadline = null)
+    public Task<CheckResponse> CheckAsync(CheckRequest check, CancellationToken callCancelled, TimeSpan? timeLeft = null) =>
+        AnswerAsync(check, null, callCancelled, timeLeft);
+
+    /// <summary>
+    /// Answers a Check whose message could not be read (<paramref name="cause"/>): a counted 400
+    /// <c>bad_request</c> deny with a decision id and a decision log line, without running any stage.
+    /// The cause is logged once a minute at Information, repeats at Debug.
+    /// </summary>
+    public Task<CheckResponse> RejectMalformedAsync(MalformedRequest cause, CancellationToken callCancelled) =>
+        AnswerAsync(null, cause, callCancelled, null);
+
+    private async Task<CheckResponse> AnswerAsync(CheckRequest? check, MalformedRequest? malformed, CancellationToken callCancelled, TimeSpan? timeLeft)
     {
         var started = Stopwatch.GetTimestamp();
+        var arrived = _time.GetTimestamp();
         var decisionId = Guid.CreateVersion7().ToString("N");
         metrics.Inflight.Inc();
         AuthzRequest? request = null;
@@ -84,35 +103,55 @@ public sealed class CheckPipeline(
         DecisionOutcome decision;
         string? connectionId = null;
         var budget = options.Server.CheckTimeout;
-        if (deadline is { } d && d != DateTime.MaxValue)
+        if (timeLeft is { } remaining)
         {
             // Leave a margin for the answer to travel back: a tenth of what is left, 10–50 ms.
-            // The deadline is wall-clock time from the caller, so it is compared with the wall clock.
-            var remaining = d.ToUniversalTime() - DateTime.UtcNow;
             var margin = TimeSpan.FromTicks(Math.Clamp(remaining.Ticks / 10, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromMilliseconds(50).Ticks));
             var left = remaining - margin;
             budget = left < budget ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : budget;
         }
-        using var budgetCts = CancellationTokenSource.CreateLinkedTokenSource(callCancelled);
-        budgetCts.CancelAfter(budget);
+        using var budgetTimer = new CancellationTokenSource(budget, _time);
+        using var budgetCts = CancellationTokenSource.CreateLinkedTokenSource(callCancelled, budgetTimer.Token);
         var ct = budgetCts.Token;
         RateLimitLease? slot = null;
+        var stage = "queued";
         try
         {
-            slot = await AcquireSlotAsync(ct).ConfigureAwait(false);
-            if (slot is null)
+            if (malformed is { } cause)
             {
-                decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "too many checks in flight");
+                decision = DecisionOutcome.Deny(ReasonCode.BadRequest, cause.Describe());
+                var first = _throttle.ShouldReport(cause.ToWire(), out var repeats);
+                DecisionLog.MalformedRequest(logger, first ? LogLevel.Information : LogLevel.Debug, decisionId, cause.ToWire(), repeats);
+            }
+            else if (budget <= TimeSpan.Zero)
+            {
+                // No time left (the call's deadline has passed, or is within the answer's margin): answer without any work.
+                metrics.Shed.WithLabels("deadline").Inc();
+                decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "the call's deadline has passed");
             }
             else
             {
-                (decision, request, identity, connectionId) = await DecideAsync(check, ct).ConfigureAwait(false);
+                slot = await AcquireSlotAsync(ct).ConfigureAwait(false);
+                if (slot is null)
+                {
+                    decision = DecisionOutcome.Deny(ReasonCode.Overloaded, "too many checks in flight");
+                }
+                else
+                {
+                    stage = "deciding";
+                    ct.ThrowIfCancellationRequested(); // the budget ran out in the queue, or the caller left: start no work
+                    (decision, request, identity, connectionId) = await DecideAsync(check!, ct).ConfigureAwait(false);
+                    callCancelled.ThrowIfCancellationRequested(); // decided, but nobody is waiting for the answer
+                }
             }
         }
-        catch (OperationCanceledException) when (callCancelled.IsCancellationRequested)
+        catch (OperationCanceledException) when (callCancelled.IsCancellationRequested && !DeadlinePassed(timeLeft, arrived))
         {
+            // The caller reset the call: no answer, no decision; counted apart from the decisions.
+            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             metrics.Inflight.Dec();
-            metrics.RecordCheck(false, ReasonCode.Overloaded, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            metrics.Cancelled.Inc();
+            DecisionLog.CheckCancelled(logger, decisionId, elapsedMs, stage);
             throw;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -161,9 +200,9 @@ public sealed class CheckPipeline(
             decision.Allowed ? 200 : decision.HttpStatus ?? decision.Reason.DefaultHttpStatus(),
             LogSafe(identity?.Subject), identity?.Issuer,
             // A request refused at stage 1 (bad_request) is still named, from the raw attributes, through the same filters.
-            LogSafe(Redaction.SecretRedactor.MethodForLog(request?.Method ?? check.Attributes?.Request?.Http?.Method)) ?? "-",
-            LogSafe(Redaction.SecretRedactor.HostForLog(request?.Host ?? check.Attributes?.Request?.Http?.Host)) ?? "-",
-            LogSafe(Redaction.SecretRedactor.PathForLog(request?.PathOnly ?? check.Attributes?.Request?.Http?.Path)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.MethodForLog(request?.Method ?? check?.Attributes?.Request?.Http?.Method)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.HostForLog(request?.Host ?? check?.Attributes?.Request?.Http?.Host)) ?? "-",
+            LogSafe(Redaction.SecretRedactor.PathForLog(request?.PathOnly ?? check?.Attributes?.Request?.Http?.Path)) ?? "-",
             elapsed.TotalMilliseconds);
         return response;
     }
@@ -177,27 +216,37 @@ public sealed class CheckPipeline(
             return lease;
         }
         lease.Dispose();
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        wait.CancelAfter(options.Server.QueueTimeout);
+        using var queueTimer = new CancellationTokenSource(options.Server.QueueTimeout, _time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct, queueTimer.Token);
         try
         {
             lease = await _slots.AcquireAsync(1, wait.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            metrics.Shed.WithLabels("queue_timeout").Inc();
-            ResilienceLog.Shed(logger, options.Server.MaxConcurrentChecks);
+            Shed("queue_timeout");
             return null;
         }
         if (!lease.IsAcquired)
         {
             lease.Dispose();
-            metrics.Shed.WithLabels("queue_full").Inc();
-            ResilienceLog.Shed(logger, options.Server.MaxConcurrentChecks);
+            Shed("queue_full");
             return null;
         }
         return lease;
     }
+
+    /// <summary>Counts a shed Check; the Warning is throttled (overload repeats at will), repeats go to Debug.</summary>
+    private void Shed(string cause)
+    {
+        metrics.Shed.WithLabels(cause).Inc();
+        var first = _throttle.ShouldReport("shed:" + cause, out var repeats);
+        ResilienceLog.Shed(logger, first ? LogLevel.Warning : LogLevel.Debug, cause, options.Server.MaxConcurrentChecks, repeats);
+    }
+
+    /// <summary>True when the call's deadline has passed (then grpc-dotnet cancels the call itself, and the deny is a shed).</summary>
+    private bool DeadlinePassed(TimeSpan? timeLeft, long arrived) =>
+        timeLeft is { } left && _time.GetElapsedTime(arrived) >= left;
 
     /// <inheritdoc />
     public void Dispose() => _slots.Dispose();

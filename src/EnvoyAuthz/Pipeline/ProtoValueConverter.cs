@@ -11,9 +11,20 @@ namespace EnvoyAuthz.Pipeline;
 /// OPA-Envoy's <c>input.attributes</c> is): lowerCamelCase names, default-valued fields omitted,
 /// 64-bit integers as strings, bytes as base64, enums by name, well-known types as protojson writes
 /// them. No JSON text is produced on the way. A <see cref="HeaderFilter"/> redacts secret headers.
+/// <c>Struct</c>/<c>ListValue</c> nesting (metadata) is bounded by <see cref="MaxStructDepth"/>: deeper
+/// values throw <see cref="NestingTooDeepException"/> rather than recurse without bound.
 /// </summary>
 public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? headerFilter = null)
 {
+    /// <summary>
+    /// Most levels of <c>Struct</c>/<c>ListValue</c> nesting converted, the outermost included: 32, the
+    /// depth at which protobuf's parser (recursion limit 100) already stops a <c>metadata_context</c> Struct.
+    /// </summary>
+    public const int MaxStructDepth = 32;
+
+    /// <summary>A <c>Struct</c>/<c>ListValue</c> nests beyond <see cref="MaxStructDepth"/>.</summary>
+    public sealed class NestingTooDeepException() : Exception($"metadata nests deeper than {MaxStructDepth} levels");
+
     /// <summary>Returns the value to expose for a header (name lowercased, whatever case the request used), or null to expose it unchanged.</summary>
     public delegate string? HeaderFilter(string lowercaseName, string value);
 
@@ -29,11 +40,11 @@ public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? header
             case Duration d:
                 return RegoValue.From(JsonFormatter.Default.Format(d).Trim('"'));
             case Struct s:
-                return ConvertStruct(s);
+                return ConvertStruct(s, 1);
             case Value v:
-                return ConvertValue(v);
+                return ConvertValue(v, 0);
             case ListValue l:
-                return RegoArray.From(l.Values.Select(ConvertValue));
+                return ConvertList(l, 1);
             case Any any:
                 return new RegoObject.Builder(2).Add("@type", RegoValue.From(any.TypeUrl))
                     .Add("value", RegoValue.From(any.Value.ToBase64())).Build();
@@ -160,24 +171,43 @@ public sealed class ProtoValueConverter(ProtoValueConverter.HeaderFilter? header
         _ => false,
     };
 
-    private static RegoObject ConvertStruct(Struct s)
+    private static RegoObject ConvertStruct(Struct s, int depth)
     {
+        if (depth > MaxStructDepth)
+        {
+            throw new NestingTooDeepException();
+        }
         var b = new RegoObject.Builder(s.Fields.Count);
         foreach (var (k, v) in s.Fields)
         {
-            b.Add(k, ConvertValue(v));
+            b.Add(k, ConvertValue(v, depth));
         }
         return b.Build();
     }
 
-    private static RegoValue ConvertValue(Value v) => v.KindCase switch
+    private static RegoArray ConvertList(ListValue l, int depth)
+    {
+        if (depth > MaxStructDepth)
+        {
+            throw new NestingTooDeepException();
+        }
+        var items = new RegoValue[l.Values.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = ConvertValue(l.Values[i], depth);
+        }
+        return RegoArray.From(items);
+    }
+
+    /// <summary>A Value inside a container at <paramref name="depth"/> (0: a bare Value).</summary>
+    private static RegoValue ConvertValue(Value v, int depth) => v.KindCase switch
     {
         Value.KindOneofCase.NullValue => RegoValue.Null,
         Value.KindOneofCase.BoolValue => RegoValue.From(v.BoolValue),
         Value.KindOneofCase.NumberValue => Floating(v.NumberValue), // NaN and ±∞ as protojson spells them
         Value.KindOneofCase.StringValue => RegoValue.From(v.StringValue),
-        Value.KindOneofCase.StructValue => ConvertStruct(v.StructValue),
-        Value.KindOneofCase.ListValue => RegoArray.From(v.ListValue.Values.Select(ConvertValue)),
+        Value.KindOneofCase.StructValue => ConvertStruct(v.StructValue, depth + 1),
+        Value.KindOneofCase.ListValue => ConvertList(v.ListValue, depth + 1),
         _ => RegoValue.Null,
     };
 }

@@ -43,12 +43,22 @@ public sealed class PolicyInputBuilder
     /// <summary>Whether a header's value is kept out of policy input (any letter case).</summary>
     public bool IsRedacted(string lowercaseName) => _redactor.IsSecretHeader(lowercaseName);
 
-    /// <summary>Builds <c>input</c>. Fails (returns false) only when a JSON body is malformed.</summary>
+    /// <summary>Builds <c>input</c>. Fails (returns false) only when a JSON body is malformed or metadata nests beyond <see cref="ProtoValueConverter.MaxStructDepth"/> levels.</summary>
     public bool TryBuild(AuthzRequest request, CallerIdentity? identity, Airflow.AirflowContext? airflow, out RegoObject input, out string? problem)
     {
         problem = null;
         var b = new RegoObject.Builder(9);
-        var attributes = _converter.Convert(request.Check.Attributes);
+        RegoValue attributes;
+        try
+        {
+            attributes = _converter.Convert(request.Check.Attributes);
+        }
+        catch (ProtoValueConverter.NestingTooDeepException ex)
+        {
+            problem = ex.Message;
+            input = null!;
+            return false;
+        }
         b.Add("attributes", attributes is RegoObject ao ? _redactor.HttpAttributes(ao, request.Header("content-type")) : attributes);
         b.Add("parsed_path", Strings(_redactor.ParsedPath(request.ParsedPath)));
         var q = new RegoObject.Builder(request.ParsedQuery.Count);

@@ -13,9 +13,10 @@ internal static partial class ResilienceLog
         Message = "circuit for {Dependency} closed: the dependency answers again")]
     public static partial void CircuitClosed(ILogger logger, string dependency);
 
-    [LoggerMessage(EventId = 1502, EventName = "Shed", Level = LogLevel.Warning,
-        Message = "overloaded: {Inflight} checks in flight, queue full or waited too long; answered 503 overloaded")]
-    public static partial void Shed(ILogger logger, int inflight);
+    // Overload repeats at will: Warning once per cause and minute with the count held back, Debug for the rest (see LogThrottle).
+    [LoggerMessage(EventId = 1502, EventName = "Shed",
+        Message = "overloaded ({Cause}): {Inflight} checks in flight, queue full or waited too long; answered 503 overloaded ({Repeats} more shed since the last report)")]
+    public static partial void Shed(ILogger logger, LogLevel level, string cause, int inflight, long repeats);
 
     [LoggerMessage(EventId = 1503, EventName = "RateLimitBackendFallback", Level = LogLevel.Warning,
         Message = "shared rate limits unavailable ({ErrorType}); using local limits")]

@@ -20,6 +20,10 @@ namespace EnvoyAuthz.Response;
 /// non-zero <c>status.code</c> and a <c>DeniedHttpResponse</c>: 401 + RFC 6750 <c>WWW-Authenticate</c>
 /// for token problems, 403 for policy denies, 429/503 as the reason says; JSON body
 /// <c>{"error","reason","decision_id"}</c>. The decision id is in dynamic metadata either way.
+/// Header values travel as they are, non-ASCII text included (Envoy sends UTF-8; HTTP mode writes
+/// UTF-8 too); a header whose value no HTTP header may carry (a control character other than tab, an
+/// unpaired surrogate) or whose name is not an HTTP token is dropped — an identity header so dropped
+/// is listed in <c>headers_to_remove</c> like any other identity header this answer does not set.
 /// </summary>
 public sealed class CheckResponseFactory
 {
@@ -46,7 +50,7 @@ public sealed class CheckResponseFactory
         var set = new HashSet<string>(StringComparer.Ordinal);
         void Set(string? name, string? value)
         {
-            if (string.IsNullOrEmpty(name) || value is null || !IsValidHeaderValue(value))
+            if (string.IsNullOrEmpty(name) || value is null || !IsValidHeaderName(name) || !IsValidHeaderValue(value))
             {
                 return;
             }
@@ -87,14 +91,14 @@ public sealed class CheckResponseFactory
         foreach (var name in decision.RequestHeadersToRemove)
         {
             var lower = name.ToLowerInvariant();
-            if (!set.Contains(lower) && removed.Add(lower))
+            if (IsValidHeaderName(lower) && !set.Contains(lower) && removed.Add(lower))
             {
                 ok.HeadersToRemove.Add(lower);
             }
         }
         foreach (var (name, value) in decision.ResponseHeadersToAdd)
         {
-            if (IsValidHeaderValue(value))
+            if (IsValidHeaderName(name) && IsValidHeaderValue(value))
             {
                 ok.ResponseHeadersToAdd.Add(Header(name.ToLowerInvariant(), value));
             }
@@ -132,7 +136,7 @@ public sealed class CheckResponseFactory
         }
         foreach (var (name, value) in decision.Headers)
         {
-            if (IsValidHeaderValue(value))
+            if (IsValidHeaderName(name) && IsValidHeaderValue(value))
             {
                 denied.Headers.Add(Header(name.ToLowerInvariant(), value));
             }
@@ -237,6 +241,38 @@ public sealed class CheckResponseFactory
         AppendAction = HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd,
     };
 
-    /// <summary>No CR, LF or NUL: a header value that could split headers is dropped.</summary>
-    private static bool IsValidHeaderValue(string value) => value.AsSpan().IndexOfAny('\r', '\n', '\0') < 0;
+    /// <summary>
+    /// A value any HTTP header may carry (RFC 9110 field-value, obs-text as UTF-8): no control
+    /// character but tab, no DEL, no unpaired surrogate (it has no UTF-8 form). Non-ASCII text is fine.
+    /// </summary>
+    internal static bool IsValidHeaderValue(string value)
+    {
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (c < ' ' && c != '\t' || c == '\x7f')
+            {
+                return false;
+            }
+            if (char.IsSurrogate(c))
+            {
+                if (!char.IsHighSurrogate(c) || i + 1 >= value.Length || !char.IsLowSurrogate(value[i + 1]))
+                {
+                    return false;
+                }
+                i++;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>An HTTP token (RFC 9110 §5.6.2), optionally after one <c>:</c> (an HTTP/2 pseudo-header for Envoy).</summary>
+    internal static bool IsValidHeaderName(string name)
+    {
+        var token = name.StartsWith(':') ? name.AsSpan(1) : name.AsSpan();
+        return token.Length > 0 && !token.ContainsAnyExcept(TokenChars);
+    }
+
+    private static readonly System.Buffers.SearchValues<char> TokenChars =
+        System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
 }

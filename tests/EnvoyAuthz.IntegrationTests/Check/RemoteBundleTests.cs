@@ -21,6 +21,7 @@ public sealed class RemoteBundleTests(OidcProviderFixture idp) : IClassFixture<O
         public volatile bool Failing;
         public int Downloads;
         public int NotModified;
+        public int Failures;
         public string Url { get; private set; } = "";
 
         public static async Task<BundleServer> StartAsync()
@@ -31,6 +32,7 @@ public sealed class RemoteBundleTests(OidcProviderFixture idp) : IClassFixture<O
             {
                 if (s.Failing)
                 {
+                    Interlocked.Increment(ref s.Failures);
                     return Results.StatusCode(503);
                 }
                 var bytes = s.Bundle;
@@ -82,7 +84,8 @@ public sealed class RemoteBundleTests(OidcProviderFixture idp) : IClassFixture<O
         settings.Add(new("EnvoyAuthz:Resilience:BreakDuration", "00:00:01"));
         await using var host = await AuthzServiceHost.StartAsync(settings);
 
-        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        // The service has asked for the bundle, failed, and asked again: still not ready (no sleep: the bundle server counts).
+        await WaitFor(() => Volatile.Read(ref server.Failures) >= 2);
         using (var r = await host.Http.GetAsync("/readyz", TestContext.Current.CancellationToken))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);

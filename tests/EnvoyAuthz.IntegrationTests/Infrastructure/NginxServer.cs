@@ -12,7 +12,7 @@ namespace EnvoyAuthz.IntegrationTests.Infrastructure;
 /// <summary>
 /// A real nginx (Debian package) on 127.0.0.1 in front of an echo backend, asking EnvoyAuthz with
 /// <c>auth_request</c> before every request and forwarding <c>x-authz-subject</c> upstream. Tests skip,
-/// saying why, when nginx is not installed.
+/// saying why, when nginx is not installed — and fail under <c>CI=true</c> (<see cref="ExternalComponent"/>).
 /// </summary>
 public sealed class NginxServer : IAsyncDisposable
 {
@@ -37,7 +37,7 @@ public sealed class NginxServer : IAsyncDisposable
         var binary = new[] { "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx" }.FirstOrDefault(File.Exists);
         if (binary is null)
         {
-            Assert.Skip("nginx is not installed (apt-get install nginx; .ci/run installs it)");
+            ExternalComponent.Missing("nginx", "apt-get install nginx; .ci/run installs it");
         }
         var backend = await StartEchoBackendAsync();
         var backendPort = new Uri(backend.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;

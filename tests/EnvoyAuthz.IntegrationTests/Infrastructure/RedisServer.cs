@@ -6,7 +6,8 @@ namespace EnvoyAuthz.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// A real <c>redis-server</c> (Debian package) on 127.0.0.1 and a free port, without persistence,
-/// for shared rate limits. Tests skip, saying why, when the binary is not installed.
+/// for shared rate limits. Tests skip, saying why, when the binary is not installed — and fail under
+/// <c>CI=true</c> (<see cref="ExternalComponent"/>).
 /// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
@@ -23,12 +24,12 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>The redis-server binary, or null.</summary>
     public static string? Binary => new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists);
 
-    /// <summary>Starts a server, or skips the test when redis-server is missing.</summary>
+    /// <summary>Starts a server, or skips the test when redis-server is missing (fails it under <c>CI=true</c>).</summary>
     public static async Task<RedisServer> StartAsync()
     {
         if (Binary is null)
         {
-            Assert.Skip("redis-server is not installed (apt-get install redis-server; .ci/run installs it)");
+            ExternalComponent.Missing("redis-server", "apt-get install redis-server; .ci/run installs it");
         }
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -4,9 +4,11 @@ using EnvoyAuthz.Airflow;
 using EnvoyAuthz.Identity;
 using EnvoyAuthz.IntegrationTests.Infrastructure;
 using EnvoyAuthz.Pipeline;
+using EnvoyAuthz.Policy;
 using EnvoyAuthz.Tests.Infrastructure;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EnvoyAuthz.IntegrationTests.Resilience;
 
@@ -38,48 +40,71 @@ public sealed class OverloadAndFailureModeTests(OidcProviderFixture idp) : IClas
         return settings;
     }
 
+    private static CheckRequest Held() => Requests.Http(headers: new Dictionary<string, string> { [HoldingPolicy.HoldHeader] = "1" });
+
+    /// <summary>The real service with <paramref name="policy"/> deciding and <paramref name="time"/> as its clock.</summary>
+    private static async Task<AuthzServiceHost> HoldingHostAsync(HoldingPolicy policy, FakeTimeProvider time, params (string, string)[] server)
+    {
+        var host = await AuthzServiceHost.StartAsync(server.Select(e => new KeyValuePair<string, string?>("EnvoyAuthz:Server:" + e.Item1, e.Item2)),
+            s =>
+            {
+                s.AddSingleton<TimeProvider>(time);
+                s.AddSingleton<IPolicyEngine>(policy);
+            });
+        await host.WaitReadyAsync();
+        return host;
+    }
+
     [Fact]
     public async Task Overload_ShedsFastWith503Overloaded_InsteadOfWaitingForEnvoysTimeout()
     {
-        await using var host = await AuthzServiceHost.StartAsync(SlowOpa(
-            ("EnvoyAuthz:Server:MaxConcurrentChecks", "1"),
-            ("EnvoyAuthz:Server:MaxQueuedChecks", "1"),
-            ("EnvoyAuthz:Server:QueueTimeout", "00:00:00.05")));
-        await host.WaitReadyAsync();
-        var request = await AdminRequestAsync();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var policy = new HoldingPolicy();
+        await using var host = await HoldingHostAsync(policy, time,
+            ("MaxConcurrentChecks", "1"), ("MaxQueuedChecks", "1"), ("QueueTimeout", "00:00:00.05"), ("CheckTimeout", "00:00:00.18"));
 
-        var slow = host.CheckAsync(request); // holds the only slot for ~2 s (the slow OPA)
-        await Task.Delay(300, TestContext.Current.CancellationToken);
-        var started = DateTime.UtcNow;
-        var queued = host.CheckAsync(request);   // waits 50 ms in the queue, then is shed
-        var rejected = host.CheckAsync(request); // may find the queue full
-        var shed = await Task.WhenAll(queued, rejected);
-        var elapsed = DateTime.UtcNow - started;
+        var slow = host.CheckAsync(Held()); // holds the only slot until the policy lets it go
+        await Eventually.HoldsAsync(() => policy.Holding == 1, "the first Check is in the policy");
+        var queued = host.CheckAsync(Held());
+        await Eventually.HoldsAsync(async () => await host.MetricAsync("envoy_authz_inflight_checks") == 2, "the second Check waits in the queue");
 
-        Assert.All(shed, r =>
-        {
-            Assert.Equal(503, (int)r.DeniedResponse.Status.Code);
-            Assert.Equal("overloaded", Reason(r));
-        });
-        Assert.True(elapsed < TimeSpan.FromSeconds(1.5), $"shed after {elapsed}");
-        Assert.Equal(0, (await slow).Status.Code);
-        var shedTotal = (await host.MetricAsync("envoy_authz_shed_total{cause=\"queue_timeout\"}") ?? 0) + (await host.MetricAsync("envoy_authz_shed_total{cause=\"queue_full\"}") ?? 0);
-        Assert.Equal(2, shedTotal);
+        var rejected = await host.CheckAsync(Held()); // the queue is full: shed at once, no virtual time passes
+        Assert.Equal(503, (int)rejected.DeniedResponse.Status.Code);
+        Assert.Equal("overloaded", Reason(rejected));
+        Assert.False(queued.IsCompleted);
+
+        time.Advance(TimeSpan.FromMilliseconds(50)); // the queue timeout, well inside Envoy's 200 ms (and the 180 ms budget)
+        var shed = await queued;
+        Assert.Equal(503, (int)shed.DeniedResponse.Status.Code);
+        Assert.Equal("overloaded", Reason(shed));
+        Assert.False(slow.IsCompleted); // nobody waited for the busy Check
+
+        Assert.Equal(1, await host.MetricAsync("envoy_authz_shed_total{cause=\"queue_full\"}"));
+        Assert.Equal(1, await host.MetricAsync("envoy_authz_shed_total{cause=\"queue_timeout\"}"));
         Assert.Equal(2, await host.MetricAsync("envoy_authz_checks_total{decision=\"deny\",reason=\"overloaded\"}"));
+        policy.Release();
+        Assert.Equal(0, (await slow).Status.Code);
     }
 
     [Fact]
     public async Task CallDeadline_IsHonoured_DenyArrivesBeforeIt()
     {
-        await using var host = await AuthzServiceHost.StartAsync(SlowOpa());
-        await host.WaitReadyAsync();
-        var request = await AdminRequestAsync();
-        var started = DateTime.UtcNow;
-        var response = await host.Client.CheckAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(1000), cancellationToken: TestContext.Current.CancellationToken);
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1.9));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var policy = new HoldingPolicy();
+        await using var host = await HoldingHostAsync(policy, time, ("CheckTimeout", "00:01:00"));
+
+        var call = host.Client.CheckAsync(Held(), deadline: DateTime.UtcNow.AddSeconds(20), cancellationToken: TestContext.Current.CancellationToken).ResponseAsync;
+        await Eventually.HoldsAsync(() => policy.Holding == 1, "the Check is in the policy");
+
+        time.Advance(TimeSpan.FromSeconds(19.5)); // the budget (the deadline less a 50 ms margin) has not run out
+        Assert.False(call.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));    // now it has, before the deadline (CheckTimeout is a minute)
+        var response = await call;                // a deny, not DEADLINE_EXCEEDED: it arrived before the deadline
+
         Assert.Equal(503, (int)response.DeniedResponse.Status.Code);
         Assert.Equal("overloaded", Reason(response));
         Assert.Equal(1, await host.MetricAsync("envoy_authz_shed_total{cause=\"deadline\"}"));
+        Assert.Equal(0, policy.Holding);
     }
 
     [Fact]

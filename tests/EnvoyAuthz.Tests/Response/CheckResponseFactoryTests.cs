@@ -137,4 +137,108 @@ public class CheckResponseFactoryTests
             Assert.Null(www);
         }
     }
+
+    private static CallerIdentity WithSubjectAndGroup(string subject, string group) => new()
+    {
+        IssuerName = "corp",
+        Issuer = "https://idp.example.com",
+        Subject = subject,
+        Audience = ["api"],
+        Scopes = ["read"],
+        Groups = [group],
+        Roles = [],
+        ExpiresAt = DateTimeOffset.UtcNow.AddHours(1),
+        Claims = (RegoObject)RegoJson.Parse("""{"sub":"x"}"""),
+    };
+
+    /// <summary>Identity values as tokens may carry them: text any header can carry, kept as it is (UTF-8 on the wire).</summary>
+    [Theory]
+    [InlineData("jos\u00e9")]
+    [InlineData("\ud83d\ude00")]          // an emoji (a surrogate pair)
+    [InlineData("v\u00efewers")]
+    [InlineData("\u5f20\u4f1f")]
+    [InlineData("a\tb")]                   // horizontal tab is field-value
+    [InlineData("\u00a0nbsp\u2028")]      // non-ASCII spaces are obs-text, not controls
+    public void Allow_NonAsciiIdentityValues_KeptAsTheyAre(string value)
+    {
+        var options = new AuthzOptions();
+        options.Response.RemoteUserHeader = "x-remote-user";
+        var r = new CheckResponseFactory(options).Build(DecisionOutcome.Allow(), "d6", WithSubjectAndGroup(value, value), null);
+        var set = r.OkResponse.Headers.ToDictionary(h => h.Header.Key, h => h.Header.Value);
+        Assert.Equal(value, set["x-authz-subject"]);
+        Assert.Equal(value, set["x-remote-user"]);
+        Assert.Equal(value, set["x-authz-groups"]);
+        Assert.DoesNotContain("x-authz-subject", r.OkResponse.HeadersToRemove);
+    }
+
+    /// <summary>Values no HTTP header may carry: the header is dropped and, being an identity header, removed upstream.</summary>
+    [Theory]
+    [InlineData("a\u0001b")]
+    [InlineData("\u0000")]
+    [InlineData("a\rb")]
+    [InlineData("a\nb")]
+    [InlineData("x\u001fy")]
+    [InlineData("del\u007f")]
+    [InlineData("lone high surrogate")]     // an unpaired surrogate has no UTF-8 form (built below: test data cannot carry one)
+    [InlineData("lone low surrogate")]
+    public void Allow_IdentityValuesNoHeaderCanCarry_DroppedAndRemovedUpstream(string value)
+    {
+        value = value switch
+        {
+            "lone high surrogate" => "lone" + (char)0xD800,
+            "lone low surrogate" => (char)0xDC00 + "lone",
+            _ => value,
+        };
+        var options = new AuthzOptions();
+        options.Response.RemoteUserHeader = "x-remote-user";
+        var r = new CheckResponseFactory(options).Build(DecisionOutcome.Allow(), "d7", WithSubjectAndGroup(value, value), null);
+        Assert.DoesNotContain(r.OkResponse.Headers, h => h.Header.Key is "x-authz-subject" or "x-remote-user" or "x-authz-groups");
+        Assert.Contains("x-authz-subject", r.OkResponse.HeadersToRemove);
+        Assert.Contains("x-remote-user", r.OkResponse.HeadersToRemove);
+        Assert.Contains("x-authz-groups", r.OkResponse.HeadersToRemove);
+        var upstream = EnvoyHeaderMutation.ApplyOk(new Dictionary<string, string> { ["x-authz-subject"] = "spoofed" }, r);
+        Assert.False(upstream.ContainsKey("x-authz-subject"));
+        // The rest of the answer stands: still an allow, with the values that can travel.
+        Assert.Equal(0, r.Status.Code);
+        Assert.Contains(r.OkResponse.Headers, h => h.Header.Key == "x-authz-issuer");
+    }
+
+    [Theory]
+    [InlineData("x bad")]
+    [InlineData("x:y")]
+    [InlineData("x\u00e9")]
+    [InlineData("x\r\ny")]
+    [InlineData("")]
+    [InlineData(":")]
+    public void PolicyHeaderNamesThatAreNotTokens_Dropped_OnAllowAndDeny(string name)
+    {
+        var allow = new DecisionOutcome
+        {
+            Allowed = true,
+            Reason = ReasonCode.Allowed,
+            Headers = [new(name, "v"), new("x-good", "v")],
+            RequestHeadersToRemove = [name, "x-gone"],
+            ResponseHeadersToAdd = [new(name, "v"), new("x-added", "v")],
+        };
+        var r = new CheckResponseFactory(new AuthzOptions()).Build(allow, "d8", Alice(), null);
+        Assert.DoesNotContain(r.OkResponse.Headers, h => h.Header.Key == name.ToLowerInvariant());
+        Assert.DoesNotContain(name.ToLowerInvariant(), r.OkResponse.HeadersToRemove);
+        Assert.DoesNotContain(r.OkResponse.ResponseHeadersToAdd, h => h.Header.Key == name.ToLowerInvariant());
+        Assert.Contains(r.OkResponse.Headers, h => h.Header.Key == "x-good");
+        Assert.Contains("x-gone", r.OkResponse.HeadersToRemove);
+        Assert.Contains(r.OkResponse.ResponseHeadersToAdd, h => h.Header.Key == "x-added");
+
+        var deny = new DecisionOutcome { Allowed = false, Reason = ReasonCode.PolicyDenied, Headers = [new(name, "v"), new("x-why", "v")] };
+        var d = new CheckResponseFactory(new AuthzOptions()).Build(deny, "d9", null, null);
+        Assert.DoesNotContain(d.DeniedResponse.Headers, h => h.Header.Key == name.ToLowerInvariant());
+        Assert.Contains(d.DeniedResponse.Headers, h => h.Header.Key == "x-why");
+    }
+
+    [Fact]
+    public void PseudoHeaderNames_KeptForEnvoy()
+    {
+        var allow = new DecisionOutcome { Allowed = true, Reason = ReasonCode.Allowed, Headers = [new(":authority", "internal.example.com")] };
+        var r = new CheckResponseFactory(new AuthzOptions()).Build(allow, "d10", null, null);
+        Assert.Contains(r.OkResponse.Headers, h => h.Header.Key == ":authority");
+    }
 }

@@ -276,7 +276,9 @@ public sealed class HostileRequestTests(SecurityFixture f)
 
         var (reason, _) = await CheckAsync(f.Example, request);
 
-        Assert.Equal("allowed", reason);
+        // Metadata nested beyond 32 levels is a bad_request, as it is when it comes over gRPC (where
+        // protobuf's recursion limit already refuses it); everything else here is parsed and allowed.
+        Assert.Equal(variant == "nested-90" ? "bad_request" : "allowed", reason);
     }
 
     // ---- headers -----------------------------------------------------------------------------
