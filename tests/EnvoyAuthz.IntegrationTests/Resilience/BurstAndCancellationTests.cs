@@ -200,6 +200,7 @@ public sealed class BurstAndCancellationTests : IAsyncLifetime
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         using var request = new HttpRequestMessage(HttpMethod.Get, "/authz/nginx");
         request.Headers.Add("X-Original-URI", "/api/v1/dags");
+        request.Headers.Add("X-Original-Method", "GET"); // /authz/nginx needs both description headers
         request.Headers.Add(HoldingPolicy.HoldHeader, "1");
         var call = _host.Http.SendAsync(request, cancel.Token);
         await Eventually.HoldsAsync(() => _policy.Holding == 1, "the request is in the policy");
