@@ -78,8 +78,27 @@ public sealed class SecretRedactor
         new(new SensitiveKeys(options.Airflow.SensitiveKeys), options.Identity.TokenHeader);
 
     /// <summary>Whether a header's value is a secret; <paramref name="name"/> in any letter case.</summary>
-    public bool IsSecretHeader(string name) =>
-        _secretHeaders.Contains(name) || name.Length > 0 && name[0] != ':' && _sensitive.IsSensitive(name.Replace('-', '_'));
+    public bool IsSecretHeader(string name)
+    {
+        if (_secretHeaders.Contains(name))
+        {
+            return true;
+        }
+        // Header names repeat on every Check: remember the verdict (bounded, so random names cannot grow it).
+        if (_headerVerdicts.TryGetValue(name, out var known))
+        {
+            return known;
+        }
+        var secret = name.Length > 0 && name[0] != ':' && _sensitive.IsSensitive(name.Replace('-', '_'));
+        if (_headerVerdicts.Count < MaxRememberedHeaderNames)
+        {
+            _headerVerdicts.TryAdd(name, secret);
+        }
+        return secret;
+    }
+
+    private const int MaxRememberedHeaderNames = 4096;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _headerVerdicts = new(StringComparer.Ordinal);
 
     /// <summary>
     /// A header's value as the policy may see it, or null when it is shown unchanged. Fits
