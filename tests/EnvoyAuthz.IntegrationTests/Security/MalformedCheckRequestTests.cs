@@ -64,39 +64,9 @@ public sealed class MalformedCheckRequestTests
         return bytes;
     }
 
-    /// <summary>metadata_context.filter_metadata["f"] nested <paramref name="depth"/> Struct levels deep.</summary>
-    private static CheckRequest NestedStructs(int depth)
-    {
-        var v = Value.ForString("leaf");
-        for (var i = 0; i < depth - 1; i++)
-        {
-            var inner = new Struct();
-            inner.Fields["a"] = v;
-            v = Value.ForStruct(inner);
-        }
-        var top = new Struct();
-        top.Fields["a"] = v;
-        var check = Requests.Http();
-        check.Attributes.MetadataContext = new Envoy.Config.Core.V3.Metadata();
-        check.Attributes.MetadataContext.FilterMetadata["f"] = top;
-        return check;
-    }
+    private static CheckRequest NestedStructs(int depth) => Requests.NestedMetadata(depth, lists: false);
 
-    /// <summary>metadata_context.filter_metadata["f"]: a Struct whose <c>a</c> is lists nested <paramref name="depth"/> − 1 levels deep.</summary>
-    private static CheckRequest NestedLists(int depth)
-    {
-        var v = Value.ForString("leaf");
-        for (var i = 0; i < depth - 1; i++)
-        {
-            v = Value.ForList(v);
-        }
-        var top = new Struct();
-        top.Fields["a"] = v;
-        var check = Requests.Http();
-        check.Attributes.MetadataContext = new Envoy.Config.Core.V3.Metadata();
-        check.Attributes.MetadataContext.FilterMetadata["f"] = top;
-        return check;
-    }
+    private static CheckRequest NestedLists(int depth) => Requests.NestedMetadata(depth, lists: true);
 
     private sealed class Service : IAsyncDisposable
     {

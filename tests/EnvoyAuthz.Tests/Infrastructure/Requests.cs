@@ -51,4 +51,32 @@ internal static class Requests
 
     public static AuthzRequest Parsed(CheckRequest check) =>
         CheckRequestParser.Parse(check, out var problem) ?? throw new InvalidOperationException(problem);
+
+    /// <summary>
+    /// A request whose <c>metadata_context.filter_metadata["f"]</c> is a Struct whose <c>a</c> nests
+    /// <paramref name="levels"/> − 1 more levels: Structs, or with <paramref name="lists"/> ListValues.
+    /// </summary>
+    public static CheckRequest NestedMetadata(int levels, bool lists)
+    {
+        var v = Google.Protobuf.WellKnownTypes.Value.ForString("leaf");
+        for (var i = 0; i < levels - 1; i++)
+        {
+            if (lists)
+            {
+                v = Google.Protobuf.WellKnownTypes.Value.ForList(v);
+            }
+            else
+            {
+                var inner = new Google.Protobuf.WellKnownTypes.Struct();
+                inner.Fields["a"] = v;
+                v = Google.Protobuf.WellKnownTypes.Value.ForStruct(inner);
+            }
+        }
+        var top = new Google.Protobuf.WellKnownTypes.Struct();
+        top.Fields["a"] = v;
+        var check = Http();
+        check.Attributes.MetadataContext = new Envoy.Config.Core.V3.Metadata();
+        check.Attributes.MetadataContext.FilterMetadata["f"] = top;
+        return check;
+    }
 }

@@ -201,31 +201,6 @@ public class PolicyInputBuilderTests
         Assert.Equal(body, ((RegoString)At(input, "attributes", "request", "http", "body")).Value);
     }
 
-    /// <summary>A CheckRequest whose metadata_context holds <paramref name="levels"/> levels of Struct (or, with <paramref name="lists"/>, a Struct holding nested lists).</summary>
-    private static Envoy.Service.Auth.V3.CheckRequest NestedMetadata(int levels, bool lists)
-    {
-        var v = Google.Protobuf.WellKnownTypes.Value.ForString("leaf");
-        for (var i = 0; i < levels - 1; i++)
-        {
-            if (lists)
-            {
-                v = Google.Protobuf.WellKnownTypes.Value.ForList(v);
-            }
-            else
-            {
-                var inner = new Google.Protobuf.WellKnownTypes.Struct();
-                inner.Fields["a"] = v;
-                v = Google.Protobuf.WellKnownTypes.Value.ForStruct(inner);
-            }
-        }
-        var top = new Google.Protobuf.WellKnownTypes.Struct();
-        top.Fields["a"] = v;
-        var check = Requests.Http();
-        check.Attributes.MetadataContext = new Envoy.Config.Core.V3.Metadata();
-        check.Attributes.MetadataContext.FilterMetadata["f"] = top;
-        return check;
-    }
-
     [Theory]
     [InlineData(33, false)]
     [InlineData(33, true)]
@@ -234,7 +209,7 @@ public class PolicyInputBuilderTests
     public void Build_MetadataNestedBeyond32Levels_FailsWithProblem_NoUnboundedRecursion(int levels, bool lists)
     {
         var builder = new PolicyInputBuilder(new AuthzOptions());
-        var ok = builder.TryBuild(Requests.Parsed(NestedMetadata(levels, lists)), null, null, out _, out var problem);
+        var ok = builder.TryBuild(Requests.Parsed(Requests.NestedMetadata(levels, lists)), null, null, out _, out var problem);
         Assert.False(ok);
         Assert.Equal("metadata nests deeper than 32 levels", problem);
     }
@@ -244,7 +219,7 @@ public class PolicyInputBuilderTests
     [InlineData(true)]
     public void Build_Metadata32LevelsDeep_Converted(bool lists)
     {
-        var input = Build(NestedMetadata(32, lists));
+        var input = Build(Requests.NestedMetadata(32, lists));
         var v = At(input, "attributes", "metadataContext", "filterMetadata", "f", "a");
         for (var i = 0; i < 31; i++)
         {
